@@ -11,7 +11,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          allowDefaultProject: ["vitest.config.ts"],
+          allowDefaultProject: ["vitest.config.ts", "packages/*/scripts/*.ts"],
         },
         tsconfigRootDir: import.meta.dirname,
       },

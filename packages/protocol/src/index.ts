@@ -1,0 +1,90 @@
+/**
+ * @packageDocumentation
+ * The station-coding wire protocol: zod schemas (with inferred types) for every message, the
+ * subject and bucket names of each namespace, name validation, typed errors and the JetStream
+ * topology both sides share.
+ */
+
+export { ArtifactRef } from "./artifacts.js";
+export { formatDuration, parseDuration } from "./duration.js";
+export { jsonSchemas } from "./json-schema.js";
+export {
+  CancelledError,
+  ErrorCodes,
+  PermissionDeniedError,
+  StationError,
+  TimeoutError,
+  TopologyConflictError,
+  ValidationError,
+  toWireError,
+} from "./errors.js";
+export {
+  EVENT_TYPES,
+  GitInfo,
+  PermissionInfo,
+  SessionRef,
+  StreamEvent,
+  ToolInfo,
+  WorkspaceInfo,
+} from "./events.js";
+export {
+  MAX_FILE_NAME_LENGTH,
+  MAX_NAME_LENGTH,
+  fileNameProblem,
+  isValidName,
+  nameProblem,
+  validateFileName,
+  validateName,
+} from "./names.js";
+export {
+  AgentContext,
+  CancelRequest,
+  DeadLetter,
+  SessionState,
+  WorkerPresence,
+  WorkerState,
+} from "./records.js";
+export { ChangedFile, CommitInfo, TaskResult, TaskStatus, TokenUsage } from "./result.js";
+export { FileName, Name, parseWith } from "./schema-helpers.js";
+export {
+  SINGLE_TENANT_ROOT,
+  artifactKey,
+  codingNames,
+  contextKey,
+  inputKey,
+  orgFromSubject,
+  patchKey,
+  sessionExportKey,
+  snapshotKey,
+  taskIDFromSubject,
+} from "./subjects.js";
+export {
+  CleanupPolicy,
+  GitSpec,
+  MAX_PROMPT_LENGTH,
+  Task,
+  TaskOp,
+  WorkspaceScope,
+  parseTask,
+  recoverTaskID,
+  resolveTask,
+} from "./task.js";
+export {
+  ensureTaskConsumer,
+  ensureTopology,
+  resolveTopologyOptions,
+  streamConfigs,
+  supportsPerKeyTTL,
+  taskConsumerConfig,
+} from "./topology.js";
+
+export type { ErrorCode, StationErrorOptions, WireError } from "./errors.js";
+export type { EventDraft, StreamEventType } from "./events.js";
+export type { CodingNames, CodingNamesOptions } from "./subjects.js";
+export type { ResolvedTask, TaskInput } from "./task.js";
+export type {
+  ResolvedTopologyOptions,
+  TaskConsumerOptions,
+  TopologyOptions,
+  TopologyReport,
+} from "./topology.js";

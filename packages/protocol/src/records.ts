@@ -1,0 +1,94 @@
+import { z } from "zod";
+import { Timestamp } from "./schema-helpers.js";
+
+/** A Station coding session, stored in the sessions KV bucket under its name. */
+export const SessionState = z.object({
+  sessionName: z.string(),
+  opencodeID: z.string(),
+  workspaceName: z.string(),
+  workspacePath: z.string(),
+  created: Timestamp,
+  lastUsed: Timestamp,
+  messageCount: z.number().int().nonnegative(),
+  git: z.object({ url: z.string(), branch: z.string(), lastCommit: z.string() }).optional(),
+  org: z.string().optional(),
+  scope: z.enum(["agent", "workflow"]).optional(),
+  scopeID: z.string().optional(),
+  /** Object store key of the latest OpenCode export of this session (restores it on another worker). */
+  exportKey: z.string().optional(),
+  /** Worker that ran the session last. */
+  workerID: z.string().optional(),
+  lastTaskID: z.string().optional(),
+});
+/** A Station coding session. */
+export type SessionState = z.infer<typeof SessionState>;
+
+/** An agent context entry, stored in the state KV bucket under `<agentID>.<key>`. */
+export const AgentContext = z.object({
+  agentID: z.string(),
+  key: z.string(),
+  value: z.unknown(),
+  updated: Timestamp,
+  /** Time to live in milliseconds from `updated`. */
+  ttl: z.number().int().positive().optional(),
+  /** When the entry stops being valid (derived from ttl); readers treat it as absent after. */
+  expiresAt: Timestamp.optional(),
+});
+/** An agent context entry. */
+export type AgentContext = z.infer<typeof AgentContext>;
+
+/** A request to cancel a task, published on its cancel subject. */
+export const CancelRequest = z.object({
+  taskID: z.string(),
+  reason: z.string().optional(),
+  requestedAt: Timestamp.optional(),
+  requestedBy: z.string().optional(),
+});
+/** A request to cancel a task. */
+export type CancelRequest = z.infer<typeof CancelRequest>;
+
+/** Lifecycle state of a worker. */
+export const WorkerState = z.enum(["starting", "running", "draining", "stopped"]);
+/** Lifecycle state of a worker. */
+export type WorkerState = z.infer<typeof WorkerState>;
+
+/** A worker's presence and load, refreshed on every heartbeat in the workers KV bucket. */
+export const WorkerPresence = z.object({
+  workerID: z.string(),
+  state: WorkerState,
+  hostname: z.string(),
+  pid: z.number().int(),
+  version: z.string(),
+  /** Orgs served; empty in single-tenant mode. */
+  orgs: z.array(z.string()),
+  concurrency: z.number().int().positive(),
+  inFlight: z.number().int().nonnegative(),
+  completed: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  /** TaskIDs running now. */
+  tasks: z.array(z.string()),
+  startedAt: Timestamp,
+  heartbeatAt: Timestamp,
+  /** Milliseconds between heartbeats; a record older than three of these belongs to a dead worker. */
+  heartbeatInterval: z.number().int().positive(),
+});
+/** A worker's presence and load. */
+export type WorkerPresence = z.infer<typeof WorkerPresence>;
+
+/** A task that will not be retried again, kept in the dead-letter stream for inspection and replay. */
+export const DeadLetter = z.object({
+  taskID: z.string(),
+  org: z.string().optional(),
+  reason: z.string(),
+  errorCode: z.string().optional(),
+  attempts: z.number().int().nonnegative(),
+  /** Subject the task was published on (replay publishes there again). */
+  subject: z.string(),
+  /** The task message as received, UTF-8. */
+  payload: z.string(),
+  streamSeq: z.number().int().nonnegative().optional(),
+  workerID: z.string().optional(),
+  deadAt: Timestamp,
+});
+/** A task that will not be retried again. */
+export type DeadLetter = z.infer<typeof DeadLetter>;
