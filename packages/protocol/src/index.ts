@@ -40,10 +40,18 @@ export {
   AgentContext,
   CancelRequest,
   DeadLetter,
+  LeaseState,
+  SessionLock,
   SessionState,
+  TaskLease,
   WorkerPresence,
   WorkerState,
 } from "./records.js";
+export { AgentContextStore } from "./context-store.js";
+export { DeadLetters } from "./dead-letters.js";
+export { casUpdate, decodeEntry, getJson, isCasConflict } from "./kv-json.js";
+export { TaskLookups } from "./lookups.js";
+export { SessionStore } from "./session-store.js";
 export { ChangedFile, CommitInfo, TaskResult, TaskStatus, TokenUsage } from "./result.js";
 export { FileName, Name, parseWith } from "./schema-helpers.js";
 export {
@@ -78,7 +86,9 @@ export {
   taskConsumerConfig,
 } from "./topology.js";
 
+export type { ContextSetOptions } from "./context-store.js";
 export type { ErrorCode, StationErrorOptions, WireError } from "./errors.js";
+export type { Versioned } from "./kv-json.js";
 export type { EventDraft, StreamEventType } from "./events.js";
 export type { CodingNames, CodingNamesOptions } from "./subjects.js";
 export type { ResolvedTask, TaskInput } from "./task.js";

@@ -92,3 +92,40 @@ export const DeadLetter = z.object({
 });
 /** A task that will not be retried again. */
 export type DeadLetter = z.infer<typeof DeadLetter>;
+
+/** State of a task's lease record. */
+export const LeaseState = z.enum(["running", "failed", "released", "done", "replayed"]);
+/** State of a task's lease record. */
+export type LeaseState = z.infer<typeof LeaseState>;
+
+/**
+ * The lease a worker holds on a task while it runs it, in the leases KV bucket under
+ * `task.<taskID>`, written with compare-and-set so that exactly one worker owns a run.
+ */
+export const TaskLease = z.object({
+  taskID: z.string(),
+  state: LeaseState,
+  /** Runs started so far (a crash counts as a run). */
+  attempts: z.number().int().nonnegative(),
+  /** Bumped by a dead-letter replay, so the replay's result is not taken for a duplicate. */
+  generation: z.number().int().nonnegative().optional(),
+  workerID: z.string().optional(),
+  /** Task stream sequence of the message being run. */
+  streamSeq: z.number().int().nonnegative().optional(),
+  /** Epoch ms after which a running lease is considered abandoned. */
+  expiresAt: z.number().optional(),
+  startedAt: Timestamp.optional(),
+  lastError: z.string().optional(),
+});
+/** The lease a worker holds on a task while it runs it. */
+export type TaskLease = z.infer<typeof TaskLease>;
+
+/** The lock that keeps two tasks of one session from running at once, under `session.<name>`. */
+export const SessionLock = z.object({
+  taskID: z.string(),
+  workerID: z.string(),
+  /** Epoch ms after which the lock is considered abandoned. */
+  expiresAt: z.number(),
+});
+/** The lock that keeps two tasks of one session from running at once. */
+export type SessionLock = z.infer<typeof SessionLock>;

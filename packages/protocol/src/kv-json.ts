@@ -1,0 +1,61 @@
+import { JetStreamApiError } from "@nats-io/jetstream";
+import type { KV, KvEntry } from "@nats-io/kv";
+import type { z } from "zod";
+
+/** A decoded KV value with the revision to compare-and-set against. */
+export interface Versioned<T> {
+  value: T;
+  revision: number;
+}
+
+/** Whether an error is a failed compare-and-set (the key changed, or already exists). */
+export function isCasConflict(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return err.code === 10071 || err.code === 10164;
+  return err instanceof Error && /wrong last sequence|key exists/i.test(err.message);
+}
+
+/** Reads and validates a JSON value; deleted or purged keys read as undefined. */
+export async function getJson<S extends z.ZodType>(
+  kv: KV,
+  key: string,
+  schema: S,
+): Promise<Versioned<z.output<S>> | undefined> {
+  const entry = await kv.get(key);
+  return decodeEntry(entry, schema);
+}
+
+/** Decodes a KV entry with `schema`; deleted, purged or missing entries decode as undefined. */
+export function decodeEntry<S extends z.ZodType>(
+  entry: KvEntry | null,
+  schema: S,
+): Versioned<z.output<S>> | undefined {
+  if (!entry || entry.operation !== "PUT") return undefined;
+  return { value: schema.parse(entry.json()), revision: entry.revision };
+}
+
+/**
+ * Compare-and-set loop: reads the key, computes the next value and writes it only if nobody wrote
+ * in between (create when absent, update at the read revision); retries on conflict.
+ */
+export async function casUpdate<S extends z.ZodType>(
+  kv: KV,
+  key: string,
+  schema: S,
+  next: (current: z.output<S> | undefined) => z.output<S>,
+  attempts = 20,
+): Promise<Versioned<z.output<S>>> {
+  for (let attempt = 0; ; attempt += 1) {
+    const entry = await kv.get(key);
+    const current = decodeEntry(entry, schema);
+    const value = next(current?.value);
+    const data = JSON.stringify(value);
+    try {
+      const revision = entry
+        ? await kv.update(key, data, entry.revision)
+        : await kv.create(key, data);
+      return { value, revision };
+    } catch (err) {
+      if (!isCasConflict(err) || attempt >= attempts) throw err;
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { CancelRequest, DeadLetter } from "./records.js";
+import { TaskResult } from "./result.js";
+import type { CodingNames } from "./subjects.js";
+
+async function lastFor(jsm: JetStreamManager, stream: string, subject: string): Promise<StoredMsg | undefined> {
+  try {
+    const msg = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+    return msg ?? undefined;
+  } catch (err) {
+    if (err instanceof Error && /no message found|message not found/i.test(err.message)) return undefined;
+    throw err;
+  }
+}
+
+/** Point lookups of stored results, cancels and dead letters by taskID. */
+export class TaskLookups {
+  private constructor(
+    private readonly jsm: JetStreamManager,
+    readonly names: CodingNames,
+  ) {}
+
+  /** Binds lookups to a connection and namespace. */
+  static async create(nc: NatsConnection, names: CodingNames): Promise<TaskLookups> {
+    return new TaskLookups(await jetstreamManager(nc), names);
+  }
+
+  /** The stored result of a task, or undefined when none was published (or it aged out). */
+  async result(taskID: string): Promise<TaskResult | undefined> {
+    const msg = await lastFor(this.jsm, this.names.streams.results, this.names.resultSubject(taskID));
+    return msg ? TaskResult.parse(msg.json()) : undefined;
+  }
+
+  /** The stored cancel request of a task, or undefined. */
+  async cancel(taskID: string): Promise<CancelRequest | undefined> {
+    const msg = await lastFor(this.jsm, this.names.streams.cancels, this.names.cancelSubject(taskID));
+    return msg ? CancelRequest.parse(msg.json()) : undefined;
+  }
+
+  /** The dead letter of a task, or undefined. */
+  async deadLetter(taskID: string): Promise<DeadLetter | undefined> {
+    const msg = await lastFor(this.jsm, this.names.streams.dlq, this.names.dlqSubject(taskID));
+    return msg ? DeadLetter.parse(msg.json()) : undefined;
+  }
+}

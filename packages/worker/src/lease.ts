@@ -1,0 +1,161 @@
+import type { KV } from "@nats-io/kv";
+import { ErrorCodes, SessionLock, StationError, TaskLease, decodeEntry, isCasConflict } from "@station-coding/protocol";
+import type { LeaseState } from "@station-coding/protocol";
+
+/** The lease on a task that this worker holds, with the revision to compare-and-set against. */
+export interface HeldLease {
+  key: string;
+  revision: number;
+  value: TaskLease;
+}
+
+/** Outcome of {@link Leases.acquire}. */
+export type AcquireOutcome =
+  | { kind: "run"; lease: HeldLease }
+  | { kind: "busy"; holder: string | undefined }
+  | { kind: "done" }
+  | { kind: "exhausted"; attempts: number; lastError: string | undefined; generation: number };
+
+/** A lease that another worker took over, or that could not be renewed. */
+export class LeaseLostError extends StationError {
+  override name = "LeaseLostError";
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(ErrorCodes.LeaseLost, message, { ...options, retryable: true });
+  }
+}
+
+/**
+ * Task leases and session locks in the leases KV bucket, all written with compare-and-set.
+ *
+ * A lease says which worker runs a task and until when; a worker that cannot renew it (paused,
+ * partitioned, late) learns it lost the task and neither publishes a result nor acks.
+ */
+export class Leases {
+  constructor(
+    private readonly kv: KV,
+    private readonly workerID: string,
+    private readonly ttl: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Decides whether this worker may run the task now and, if so, records a new run (attempt).
+   * A running lease that expired belongs to a dead worker: that run counts as an attempt.
+   */
+  async acquire(taskID: string, streamSeq: number, maxAttempts: number): Promise<AcquireOutcome> {
+    const key = `task.${taskID}`;
+    for (;;) {
+      const entry = await this.kv.get(key);
+      const current = decodeEntry(entry, TaskLease)?.value;
+      const now = this.now();
+      if (current?.state === "done") return { kind: "done" };
+      if (current?.state === "running" && (current.expiresAt ?? 0) > now && current.workerID !== this.workerID) {
+        return { kind: "busy", holder: current.workerID };
+      }
+      const attempts = current?.attempts ?? 0;
+      const generation = current?.generation ?? 0;
+      if (attempts >= maxAttempts) {
+        return { kind: "exhausted", attempts, lastError: current?.lastError, generation };
+      }
+      const value: TaskLease = {
+        taskID,
+        state: "running",
+        attempts: attempts + 1,
+        generation,
+        workerID: this.workerID,
+        streamSeq,
+        expiresAt: now + this.ttl,
+        startedAt: new Date(now).toISOString(),
+        ...(current?.lastError !== undefined ? { lastError: current.lastError } : {}),
+      };
+      try {
+        const data = JSON.stringify(value);
+        const revision = entry ? await this.kv.update(key, data, entry.revision) : await this.kv.create(key, data);
+        return { kind: "run", lease: { key, revision, value } };
+      } catch (err) {
+        if (!isCasConflict(err)) throw err;
+      }
+    }
+  }
+
+  /** Extends the lease; throws {@link LeaseLostError} when another writer changed it. */
+  async renew(lease: HeldLease): Promise<void> {
+    await this.write(lease, { ...lease.value, expiresAt: this.now() + this.ttl });
+  }
+
+  /**
+   * Moves the lease to a final or waiting state. `released` gives the attempt back (shutdown).
+   * @throws LeaseLostError when another worker owns the task now.
+   */
+  async settle(lease: HeldLease, state: LeaseState, lastError?: string): Promise<void> {
+    const value: TaskLease = {
+      ...lease.value,
+      state,
+      attempts: state === "released" ? Math.max(0, lease.value.attempts - 1) : lease.value.attempts,
+      expiresAt: this.now(),
+      ...(lastError !== undefined ? { lastError } : {}),
+    };
+    await this.write(lease, value);
+  }
+
+  private async write(lease: HeldLease, value: TaskLease): Promise<void> {
+    try {
+      lease.revision = await this.kv.update(lease.key, JSON.stringify(value), lease.revision);
+      lease.value = value;
+    } catch (err) {
+      if (isCasConflict(err)) {
+        throw new LeaseLostError(`lease on task ${lease.value.taskID} was taken over by another worker`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+
+  /** Takes the lock of a session for a task; undefined when another live task holds it. */
+  async lockSession(session: string, taskID: string): Promise<HeldLock | undefined> {
+    const key = `session.${session}`;
+    for (;;) {
+      const entry = await this.kv.get(key);
+      const current = decodeEntry(entry, SessionLock)?.value;
+      const now = this.now();
+      if (current && current.expiresAt > now && current.taskID !== taskID) return undefined;
+      const value: SessionLock = { taskID, workerID: this.workerID, expiresAt: now + this.ttl };
+      try {
+        const data = JSON.stringify(value);
+        const revision = entry ? await this.kv.update(key, data, entry.revision) : await this.kv.create(key, data);
+        return { key, revision, value };
+      } catch (err) {
+        if (!isCasConflict(err)) throw err;
+      }
+    }
+  }
+
+  /** Extends a session lock. */
+  async renewSession(lock: HeldLock): Promise<void> {
+    const value = { ...lock.value, expiresAt: this.now() + this.ttl };
+    try {
+      lock.revision = await this.kv.update(lock.key, JSON.stringify(value), lock.revision);
+      lock.value = value;
+    } catch (err) {
+      if (isCasConflict(err)) throw new LeaseLostError(`lock on session ${lock.key.slice(8)} was taken over`);
+      throw err;
+    }
+  }
+
+  /** Releases a session lock if it is still ours. */
+  async unlockSession(lock: HeldLock): Promise<void> {
+    try {
+      await this.kv.delete(lock.key, { previousSeq: lock.revision });
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
+    }
+  }
+}
+
+/** A session lock this worker holds. */
+export interface HeldLock {
+  key: string;
+  revision: number;
+  value: SessionLock;
+}

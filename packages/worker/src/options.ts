@@ -1,0 +1,160 @@
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { z } from "zod";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { CodingNamesOptions, TopologyOptions } from "@station-coding/protocol";
+import { ErrorCodes, Name, ValidationError, parseDuration, parseWith, validateName } from "@station-coding/protocol";
+import type { DestinationStream } from "pino";
+import type { AgentDriver } from "./driver.js";
+
+const Duration = z.union([z.number(), z.string()]);
+
+const RawOptions = z.object({
+  /** NATS servers. @default process.env.NATS_URL ?? "nats://127.0.0.1:4222" */
+  servers: z.union([z.string(), z.array(z.string())]).optional(),
+  /** NATS credentials file. */
+  creds: z.string().optional(),
+  user: z.string().optional(),
+  pass: z.string().optional(),
+  token: z.string().optional(),
+  /** Orgs served; omit for single-tenant mode. */
+  orgs: z.array(Name).optional(),
+  /** Tasks run at once by this worker. @default 4 */
+  concurrency: z.number().int().positive().max(1024).optional(),
+  /** Tasks of one org run at once by this worker (shared workers). @default concurrency */
+  perOrgConcurrency: z.number().int().positive().optional(),
+  /** Lease length (consumer ack_wait); kept alive while the task runs. @default "30s" */
+  ackWait: Duration.optional(),
+  /** In-flight cap across all workers (consumer max_ack_pending). @default 1000 */
+  maxAckPending: z.number().int().positive().optional(),
+  /** Runs of a task before it is dead-lettered (a crash counts as a run). @default 3 */
+  maxAttempts: z.number().int().positive().optional(),
+  /** First retry delay, doubled per attempt. @default "1s" */
+  retryDelay: Duration.optional(),
+  /** Longest retry delay. @default "60s" */
+  maxRetryDelay: Duration.optional(),
+  /** Time limit of a task that sets none. @default "30m" */
+  taskTimeout: Duration.optional(),
+  /** How long in-flight tasks may finish after SIGTERM before they are handed back. @default "30s" */
+  shutdownGrace: Duration.optional(),
+  /** How long an aborted driver may take to return before the runtime moves on. @default "10s" */
+  abortGrace: Duration.optional(),
+  /** Presence heartbeat interval. @default "5s" */
+  heartbeatInterval: Duration.optional(),
+  /** Delay before retrying a task whose session is busy. @default "1s" */
+  sessionBusyDelay: Duration.optional(),
+  /** Pull request expiry: how long one `next()` waits for a task. @default "5s" */
+  pullExpires: Duration.optional(),
+  /** Root of the workspaces. @default $TMPDIR/station-coding/workspaces */
+  workspaceDir: z.string().optional(),
+  /** Worker id in presence records and leases. @default "<hostname>-<pid>-<random>" */
+  workerID: Name.optional(),
+  /** Largest tool output inlined in an event; larger ones become artifacts. @default 16 KiB */
+  maxInlineOutput: z.number().int().positive().optional(),
+  /** Window in which text deltas are merged into one event. @default 100 */
+  coalesceMs: z.number().int().nonnegative().max(1000).optional(),
+  /** Create or check the topology at start. @default true */
+  ensureTopology: z.boolean().optional(),
+});
+
+/** Options of a {@link CodingWorker}; durations as ms or strings such as `"30s"`. */
+export type WorkerOptions = z.input<typeof RawOptions> & {
+  /** The agent to drive. */
+  driver: AgentDriver;
+  /** Use this connection instead of connecting (the worker then does not close it). */
+  connection?: NatsConnection;
+  /** Name overrides (subjects, buckets, streams), applied to every org. */
+  names?: Omit<CodingNamesOptions, "org">;
+  /** Topology options used when the worker creates the topology. */
+  topology?: TopologyOptions;
+  /** Log level. @default process.env.LOG_LEVEL ?? "info" */
+  logLevel?: string;
+  /** Where log lines go (pino destination); secrets are scrubbed before. @default stdout */
+  logDestination?: DestinationStream;
+  /** Secrets to scrub from every event, result, log line and error (tokens, API keys). */
+  secrets?: string[];
+};
+
+/** Worker options with every default applied and durations in ms. */
+export interface ResolvedWorkerOptions {
+  servers: string[];
+  creds?: string;
+  user?: string;
+  pass?: string;
+  token?: string;
+  orgs: (string | undefined)[];
+  concurrency: number;
+  perOrgConcurrency: number;
+  ackWait: number;
+  maxAckPending: number;
+  maxAttempts: number;
+  retryDelay: number;
+  maxRetryDelay: number;
+  taskTimeout: number;
+  shutdownGrace: number;
+  abortGrace: number;
+  heartbeatInterval: number;
+  sessionBusyDelay: number;
+  pullExpires: number;
+  workspaceDir: string;
+  workerID: string;
+  maxInlineOutput: number;
+  coalesceMs: number;
+  ensureTopology: boolean;
+}
+
+/** Compiles raw options into resolved ones, with errors naming the option. */
+export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOptions {
+  const {
+    driver: _driver,
+    connection: _c,
+    names: _n,
+    topology: _t,
+    logLevel: _l,
+    logDestination: _d,
+    secrets: _s,
+    ...raw
+  } = options;
+  const o = parseWith(RawOptions, raw, "options", ErrorCodes.InvalidConfig);
+  const servers = o.servers ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+  const concurrency = o.concurrency ?? 4;
+  const ms = (field: string, value: string | number | undefined, fallback: string | number): number =>
+    parseDuration(field, value ?? fallback);
+  const ackWait = ms("ackWait", o.ackWait, "30s");
+  if (ackWait < 1_000) {
+    throw new ValidationError("ackWait", "min", `ackWait ${ackWait}ms: must be at least 1s`, ErrorCodes.InvalidConfig);
+  }
+  return {
+    servers: Array.isArray(servers) ? servers : servers.split(",").map((s) => s.trim()),
+    ...(o.creds !== undefined ? { creds: o.creds } : {}),
+    ...(o.user !== undefined ? { user: o.user } : {}),
+    ...(o.pass !== undefined ? { pass: o.pass } : {}),
+    ...(o.token !== undefined ? { token: o.token } : {}),
+    orgs: o.orgs && o.orgs.length > 0 ? o.orgs : [undefined],
+    concurrency,
+    perOrgConcurrency: Math.min(o.perOrgConcurrency ?? concurrency, concurrency),
+    ackWait,
+    maxAckPending: o.maxAckPending ?? 1000,
+    maxAttempts: o.maxAttempts ?? 3,
+    retryDelay: ms("retryDelay", o.retryDelay, "1s"),
+    maxRetryDelay: ms("maxRetryDelay", o.maxRetryDelay, "60s"),
+    taskTimeout: ms("taskTimeout", o.taskTimeout, "30m"),
+    shutdownGrace: ms("shutdownGrace", o.shutdownGrace, "30s"),
+    abortGrace: ms("abortGrace", o.abortGrace, "10s"),
+    heartbeatInterval: ms("heartbeatInterval", o.heartbeatInterval, "5s"),
+    sessionBusyDelay: ms("sessionBusyDelay", o.sessionBusyDelay, "1s"),
+    pullExpires: ms("pullExpires", o.pullExpires, "5s"),
+    workspaceDir: o.workspaceDir ?? join(tmpdir(), "station-coding", "workspaces"),
+    workerID: o.workerID ?? validateName("workerID", defaultWorkerID()),
+    maxInlineOutput: o.maxInlineOutput ?? 16 * 1024,
+    coalesceMs: o.coalesceMs ?? 100,
+    ensureTopology: o.ensureTopology ?? true,
+  };
+}
+
+function defaultWorkerID(): string {
+  const host = hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 40) || "worker";
+  return `${host}-${process.pid}-${randomBytes(3).toString("hex")}`;
+}

@@ -1,0 +1,591 @@
+import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import type { ObjectStore } from "@nats-io/obj";
+import { headers } from "@nats-io/transport-node";
+import type { Span, Tracer } from "@opentelemetry/api";
+import { SpanStatusCode, ROOT_CONTEXT, propagation } from "@opentelemetry/api";
+import type {
+  ArtifactRef,
+  CodingNames,
+  DeadLetters,
+  EventDraft,
+  ResolvedTask,
+  SessionStore,
+  TaskLookups,
+  TaskResult,
+  TaskStatus,
+  WireError,
+} from "@station-coding/protocol";
+import {
+  CancelledError,
+  ErrorCodes,
+  StationError,
+  TimeoutError,
+  artifactKey,
+  parseTask,
+  recoverTaskID,
+  resolveTask,
+  toWireError,
+  validateFileName,
+} from "@station-coding/protocol";
+import type { Logger } from "pino";
+import type { AgentDriver, OpenedSession, PromptResult } from "./driver.js";
+import { EventPublisher } from "./event-publisher.js";
+import type { HeldLease, HeldLock, Leases } from "./lease.js";
+import { LeaseLostError } from "./lease.js";
+import type { ResolvedWorkerOptions } from "./options.js";
+import type { SecretRedactor } from "./redact.js";
+import type { PreparedWorkspace, WorkspaceManager } from "./workspace.js";
+
+/** Abort reason used when the worker stops and hands a task back for redelivery. */
+export class ShutdownError extends StationError {
+  override name = "ShutdownError";
+  constructor() {
+    super(ErrorCodes.Internal, "worker is shutting down; the task is handed back", { retryable: true });
+  }
+}
+
+/** Counters a worker reports in its presence record. */
+export interface RunnerStats {
+  completed: number;
+  failed: number;
+}
+
+/** Everything a {@link TaskRunner} needs for one namespace (single-tenant or one org). */
+export interface RunnerDeps {
+  names: CodingNames;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  leases: Leases;
+  sessions: SessionStore;
+  lookups: TaskLookups;
+  deadLetters: DeadLetters;
+  artifacts: ObjectStore;
+  driver: AgentDriver;
+  workspaces: WorkspaceManager;
+  options: ResolvedWorkerOptions;
+  redactor: SecretRedactor;
+  logger: Logger;
+  tracer: Tracer;
+  stats: RunnerStats;
+  /** Aborted when the shutdown grace period ends. */
+  shutdown: AbortSignal;
+}
+
+const headerGetter = {
+  get(carrier: JsMsg["headers"], key: string): string | undefined {
+    return carrier?.get(key) || undefined;
+  },
+  keys(carrier: JsMsg["headers"]): string[] {
+    return carrier ? [...carrier.keys()] : [];
+  },
+};
+
+/** Runs delivered task messages of one namespace through the driver, with leases, events and results. */
+export class TaskRunner {
+  /** Running tasks by taskID, for cancel requests. */
+  readonly running = new Map<string, AbortController>();
+
+  constructor(private readonly d: RunnerDeps) {}
+
+  /** Aborts a running task because a cancel request arrived. */
+  cancel(taskID: string, reason?: string): boolean {
+    const controller = this.running.get(taskID);
+    if (!controller) return false;
+    controller.abort(new CancelledError(reason ? `task cancelled: ${reason}` : "task cancelled"));
+    return true;
+  }
+
+  /** Handles one delivered task message to its end (result, retry, hand-back or drop). Never throws. */
+  async handle(msg: JsMsg): Promise<void> {
+    const log = this.d.logger.child({ streamSeq: msg.seq, deliveries: msg.info.deliveryCount });
+    try {
+      let task: ResolvedTask;
+      try {
+        task = resolveTask(parseTask(msg.data), this.d.names);
+      } catch (err) {
+        await this.reject(msg, err, log);
+        return;
+      }
+      await this.run(msg, task, log.child({ taskID: task.taskID, session: task.session.name }));
+    } catch (err) {
+      // Infrastructure trouble (NATS down mid-handling): leave the message for redelivery.
+      log.error({ err }, "task handling failed; the task will be redelivered");
+      try {
+        msg.nak(this.d.options.retryDelay);
+      } catch {
+        // connection gone: ack_wait expiry redelivers it
+      }
+    }
+  }
+
+  /** An invalid task: error result when a taskID can be recovered, terminate, log. */
+  private async reject(msg: JsMsg, err: unknown, log: Logger): Promise<void> {
+    const wire = toWireError(err);
+    const taskID = recoverTaskID(msg.data);
+    log.warn({ taskID, error: wire.error }, "invalid task rejected");
+    if (taskID !== undefined && !(await this.d.lookups.result(taskID))) {
+      await this.publishResult(
+        baseResult(taskID, "error", { name: taskID, opencodeID: "", messageCount: 0 }, { name: "", path: "" }, wire, {
+          duration: 0,
+          toolCalls: 0,
+          streamEvents: 0,
+        }, this.d),
+        0,
+      );
+    }
+    msg.term(`invalid task: ${wire.error}`);
+  }
+
+  private async run(msg: JsMsg, task: ResolvedTask, log: Logger): Promise<void> {
+    const { leases, lookups, options } = this.d;
+    if (await lookups.result(task.taskID)) {
+      log.info("task already has a result; dropping the duplicate delivery");
+      await msg.ackAck();
+      return;
+    }
+    const outcome = await leases.acquire(task.taskID, msg.seq, options.maxAttempts);
+    switch (outcome.kind) {
+      case "done":
+        log.info("task already finished; dropping the duplicate delivery");
+        await msg.ackAck();
+        return;
+      case "busy":
+        log.debug({ holder: outcome.holder }, "task is running on another worker; checking back later");
+        msg.nak(options.sessionBusyDelay);
+        return;
+      case "exhausted":
+        await this.exhausted(msg, task, outcome.attempts, outcome.lastError, log);
+        return;
+      case "run":
+        break;
+    }
+    const lease = outcome.lease;
+    const controller = new AbortController();
+    this.running.set(task.taskID, controller);
+    let lock: HeldLock | undefined;
+    try {
+      if (await lookups.cancel(task.taskID)) controller.abort(new CancelledError("task cancelled before it started"));
+      if (!controller.signal.aborted) {
+        lock = await leases.lockSession(task.session.name, task.taskID);
+        if (!lock) {
+          log.debug("session is busy with another task; retrying later");
+          await leases.settle(lease, "released");
+          msg.nak(options.sessionBusyDelay);
+          return;
+        }
+      }
+      await this.execute(msg, task, lease, lock, controller, log);
+    } finally {
+      this.running.delete(task.taskID);
+      if (lock) await leases.unlockSession(lock).catch((err: unknown) => log.warn({ err }, "session unlock failed"));
+    }
+  }
+
+  private async execute(
+    msg: JsMsg,
+    task: ResolvedTask,
+    lease: HeldLease,
+    lock: HeldLock | undefined,
+    controller: AbortController,
+    log: Logger,
+  ): Promise<void> {
+    const { options, leases, driver } = this.d;
+    const startedAt = Date.now();
+    const attempt = lease.value.attempts;
+    const parent = propagation.extract(ROOT_CONTEXT, msg.headers, headerGetter);
+    const span = this.d.tracer.startSpan("opencode.task", { attributes: { "station.task_id": task.taskID } }, parent);
+    span.setAttribute("opencode.workspace", task.workspace.name);
+    if (task.model) {
+      span.setAttribute("opencode.model", task.model.modelID);
+      span.setAttribute("opencode.provider", task.model.providerID);
+    }
+
+    const publisher = new EventPublisher({
+      js: this.d.js,
+      subject: task.callback.streamSubject,
+      taskID: task.taskID,
+      firstSeq: (await this.lastEventSeq(task.callback.streamSubject)) + 1,
+      coalesceMs: options.coalesceMs,
+      redactor: this.d.redactor,
+      logger: log,
+      workerID: options.workerID,
+      attempt,
+    });
+    const emit = (event: EventDraft): void => {
+      publisher.emit(event);
+      if (event.type !== "text" && event.type !== "thinking") span.addEvent(event.type);
+    };
+    const signal = AbortSignal.any([controller.signal, this.d.shutdown]);
+
+    // Keep the lease alive from a timer independent of the task.
+    const keepAlive = setInterval(() => {
+      msg.working();
+      void Promise.all([leases.renew(lease), lock ? leases.renewSession(lock) : undefined]).catch((err: unknown) => {
+        if (err instanceof LeaseLostError) controller.abort(err);
+        else log.warn({ err }, "lease renewal failed; will try again");
+      });
+    }, Math.max(250, Math.floor(options.ackWait / 3)));
+    const timeoutMs = task.timeout ?? options.taskTimeout;
+    const timer = setTimeout(
+      () => controller.abort(new TimeoutError(`task timed out after ${timeoutMs}ms`)),
+      timeoutMs,
+    );
+
+    let workspace: PreparedWorkspace | undefined;
+    let session: OpenedSession | undefined;
+    let output: PromptResult | undefined;
+    let failure: unknown;
+    try {
+      emit({ type: "task_started", content: `attempt ${attempt} on ${options.workerID}` });
+      if (controller.signal.aborted) throw controller.signal.reason;
+      workspace = await this.d.workspaces.prepare(task, this.d.names.org, emit);
+      throwIfAborted(signal);
+      const stored = task.session.continue ? await this.d.sessions.get(task.session.name) : undefined;
+      const previous = stored?.value.opencodeID
+        ? {
+            opencodeID: stored.value.opencodeID,
+            ...(stored.value.exportKey !== undefined ? { exportKey: stored.value.exportKey } : {}),
+          }
+        : undefined;
+      session = await withAbort(
+        driver.openSession({ task, directory: workspace.path, ...(previous ? { previous } : {}), signal, emit, logger: log }),
+        signal,
+        options.abortGrace,
+      );
+      span.setAttribute("opencode.session_id", session.opencodeID);
+      emit({
+        type: session.reused ? "session_reused" : session.restored ? "session_restored" : "session_created",
+        session: { name: task.session.name, opencodeID: session.opencodeID },
+        ...(session.replaced
+          ? { content: `stored session ${previous?.opencodeID ?? ""} is not available here; a new session began` }
+          : {}),
+      });
+      if (task.op === "code") {
+        emit({ type: "prompt_sent", content: task.prompt ?? "" });
+        const opened = session;
+        const ws = workspace;
+        output = await withAbort(
+          driver.prompt({
+            task,
+            session: opened,
+            directory: ws.path,
+            prompt: task.prompt ?? "",
+            signal,
+            emit,
+            storeArtifact: (name, data, kind) => this.storeArtifact(task.taskID, name, data, kind),
+            logger: log,
+          }),
+          signal,
+          options.abortGrace,
+        );
+      }
+      if (driver.afterTask) {
+        const after = await driver.afterTask({ task, session, directory: workspace.path });
+        if (after && after.exportKey) await this.recordExport(task, after.exportKey);
+      }
+    } catch (err) {
+      failure = signal.aborted ? signal.reason : err;
+    } finally {
+      clearInterval(keepAlive);
+      clearTimeout(timer);
+    }
+
+    // Lost lease or shutdown: someone else will (or may) run it; publish nothing more.
+    if (failure instanceof LeaseLostError) {
+      log.warn({ error: failure.message }, "lost the lease; abandoning the task without a result");
+      publisher.close();
+      span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message }).end();
+      return;
+    }
+    if (failure instanceof ShutdownError) {
+      log.info("handing the task back for redelivery (shutdown)");
+      publisher.close();
+      await publisher.flush();
+      await leases.settle(lease, "released").catch(() => undefined);
+      msg.nak();
+      span.end();
+      return;
+    }
+
+    const wire = failure === undefined ? undefined : toWireError(failure);
+    if (wire) emit({ type: "error", content: wire.error, errorCode: wire.errorCode });
+    const status: TaskStatus =
+      failure === undefined
+        ? "completed"
+        : failure instanceof CancelledError
+          ? "cancelled"
+          : failure instanceof TimeoutError
+            ? "timeout"
+            : "error";
+
+    if (wire && status === "error" && wire.retryable && attempt < options.maxAttempts) {
+      const delay = Math.min(options.maxRetryDelay, options.retryDelay * 2 ** (attempt - 1));
+      log.warn({ error: wire.error, attempt, delay }, "retryable failure; retrying later");
+      await publisher.flush();
+      try {
+        await leases.settle(lease, "failed", wire.error);
+        msg.nak(delay);
+      } catch (err) {
+        log.warn({ err }, "could not record the failed attempt");
+      }
+      span.setStatus({ code: SpanStatusCode.ERROR, message: wire.error }).end();
+      return;
+    }
+
+    const messageCount = await this.recordSession(task, workspace, session, status, log);
+    publisher.close();
+    const result = baseResult(
+      task.taskID,
+      status,
+      {
+        name: task.session.name,
+        opencodeID: session?.opencodeID ?? "",
+        messageCount,
+        ...(session?.replaced ? { replaced: true } : {}),
+        ...(session?.restored ? { restored: true } : {}),
+      },
+      { name: task.workspace.name, path: workspace?.path ?? "" },
+      wire,
+      {
+        duration: Date.now() - startedAt,
+        toolCalls: output?.toolCalls ?? 0,
+        streamEvents: publisher.count,
+        attempts: attempt,
+        ...metricsOf(output),
+      },
+      this.d,
+    );
+    if (output) result.result = this.d.redactor.redact(output.text);
+    if (task.metadata) result.metadata = task.metadata;
+    if (wire && wire.retryable && status === "error") {
+      await this.d.deadLetters
+        .add({
+          taskID: task.taskID,
+          ...(this.d.names.org !== undefined ? { org: this.d.names.org } : {}),
+          reason: `failed ${attempt} times: ${wire.error}`,
+          errorCode: wire.errorCode,
+          attempts: attempt,
+          subject: msg.subject,
+          payload: new TextDecoder().decode(msg.data),
+          streamSeq: msg.seq,
+          workerID: options.workerID,
+          deadAt: new Date().toISOString(),
+        })
+        .catch((err: unknown) => log.error({ err }, "could not write the dead letter"));
+    }
+    setSpanMetrics(span, result);
+    await publisher.flush();
+    try {
+      await leases.settle(lease, "done", wire?.error);
+    } catch (err) {
+      log.warn({ err }, "lost the lease before publishing; the new owner will publish the result");
+      span.end();
+      return;
+    }
+    await this.publishResult(result, lease.value.generation ?? 0);
+    if (status === "error") this.d.stats.failed += 1;
+    else this.d.stats.completed += 1;
+    log.info({ status, duration: result.metrics.duration, events: publisher.count }, "task finished");
+    span.setStatus(status === "completed" ? { code: SpanStatusCode.OK } : { code: SpanStatusCode.ERROR, message: wire?.error ?? status });
+    span.end();
+    if (wire && !wire.retryable && status === "error") msg.term(wire.error);
+    else await msg.ackAck();
+  }
+
+  /** Out of attempts (crashes count): dead letter, error result, terminate. */
+  private async exhausted(msg: JsMsg, task: ResolvedTask, attempts: number, lastError: string | undefined, log: Logger) {
+    const reason = lastError
+      ? `gave up after ${attempts} attempts; last error: ${lastError}`
+      : `gave up after ${attempts} attempts; the worker running it stopped responding each time`;
+    log.error({ attempts }, reason);
+    await this.d.deadLetters.add({
+      taskID: task.taskID,
+      ...(this.d.names.org !== undefined ? { org: this.d.names.org } : {}),
+      reason,
+      errorCode: ErrorCodes.RetriesExhausted,
+      attempts,
+      subject: msg.subject,
+      payload: new TextDecoder().decode(msg.data),
+      streamSeq: msg.seq,
+      workerID: this.d.options.workerID,
+      deadAt: new Date().toISOString(),
+    });
+    const wire: WireError = {
+      error: reason,
+      errorType: "RetriesExhaustedError",
+      errorCode: ErrorCodes.RetriesExhausted,
+      retryable: false,
+    };
+    const stored = await this.d.sessions.get(task.session.name).catch(() => undefined);
+    await this.publishResult(
+      baseResult(
+        task.taskID,
+        "error",
+        { name: task.session.name, opencodeID: stored?.value.opencodeID ?? "", messageCount: stored?.value.messageCount ?? 0 },
+        { name: task.workspace.name, path: "" },
+        wire,
+        { duration: 0, toolCalls: 0, streamEvents: 0, attempts },
+        this.d,
+      ),
+      0,
+    );
+    this.d.stats.failed += 1;
+    msg.term(reason);
+  }
+
+  private async publishResult(result: TaskResult, generation: number): Promise<void> {
+    const h = headers();
+    h.set("Nats-Msg-Id", generation > 0 ? `${result.taskID}:result:${generation}` : `${result.taskID}:result`);
+    const subject = this.d.names.resultSubject(result.taskID);
+    const data = JSON.stringify(this.d.redactor.redactValue(result));
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.d.js.publish(subject, data, { headers: h });
+        return;
+      } catch (err) {
+        if (attempt >= 30) throw err;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * attempt)));
+      }
+    }
+  }
+
+  private async lastEventSeq(subject: string): Promise<number> {
+    try {
+      const msg = await this.d.jsm.streams.getMessage(this.d.names.streams.events, { last_by_subj: subject });
+      const seq = (msg?.json<{ seq?: unknown }>().seq as number | undefined) ?? 0;
+      return Number.isInteger(seq) ? seq : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  private async recordSession(
+    task: ResolvedTask,
+    workspace: PreparedWorkspace | undefined,
+    session: OpenedSession | undefined,
+    status: TaskStatus,
+    log: Logger,
+  ): Promise<number> {
+    if (!workspace || !session) return 0;
+    try {
+      const now = new Date().toISOString();
+      const { value } = await this.d.sessions.update(task.session.name, (current) => {
+        const same = current?.opencodeID === session.opencodeID;
+        return {
+          ...(current ?? {}),
+          sessionName: task.session.name,
+          opencodeID: session.opencodeID,
+          workspaceName: workspace.name,
+          workspacePath: workspace.path,
+          created: current?.created ?? now,
+          lastUsed: now,
+          messageCount: (same ? current.messageCount : 0) + (task.op === "code" ? 1 : 0),
+          ...(this.d.names.org !== undefined ? { org: this.d.names.org } : {}),
+          scope: task.workspace.scope,
+          ...(task.workspace.scopeID !== undefined ? { scopeID: task.workspace.scopeID } : {}),
+          workerID: this.d.options.workerID,
+          lastTaskID: task.taskID,
+        };
+      });
+      return value.messageCount;
+    } catch (err) {
+      log.error({ err, status }, "could not record the session state");
+      return 0;
+    }
+  }
+
+  private async recordExport(task: ResolvedTask, exportKey: string): Promise<void> {
+    await this.d.sessions.update(task.session.name, (current) => {
+      if (!current) throw new Error("session vanished");
+      return { ...current, exportKey };
+    });
+  }
+
+  private async storeArtifact(taskID: string, name: string, data: Uint8Array, kind: string): Promise<ArtifactRef> {
+    const key = artifactKey(taskID, validateFileName("artifact name", name));
+    const info = await this.d.artifacts.putBlob({ name: key }, data);
+    return { bucket: this.d.names.objectStore, key, kind, size: info.size, digest: info.digest };
+  }
+}
+
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw signal.reason;
+}
+
+/**
+ * Waits for `work`, but once `signal` aborts gives it only `grace` ms more to wind down, so that
+ * a driver that ignores its signal cannot hang the task.
+ */
+async function withAbort<T>(work: Promise<T>, signal: AbortSignal, grace: number): Promise<T> {
+  if (signal.aborted) {
+    void work.catch(() => undefined);
+    throw signal.reason;
+  }
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      setTimeout(() => reject(signal.reason), grace).unref();
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+    void work.catch(() => undefined);
+  }
+}
+
+function metricsOf(output: PromptResult | undefined): Partial<TaskResult["metrics"]> {
+  if (!output) return {};
+  return {
+    ...(output.tokens
+      ? {
+          tokens: output.tokens,
+          promptTokens: output.tokens.input,
+          completionTokens: output.tokens.output,
+        }
+      : {}),
+    ...(output.cost !== undefined ? { cost: output.cost } : {}),
+    ...(output.model !== undefined ? { model: output.model } : {}),
+    ...(output.provider !== undefined ? { provider: output.provider } : {}),
+    ...(output.finishReason !== undefined ? { finishReason: output.finishReason } : {}),
+    ...(output.steps !== undefined ? { steps: output.steps } : {}),
+  };
+}
+
+function baseResult(
+  taskID: string,
+  status: TaskStatus,
+  session: TaskResult["session"],
+  workspace: TaskResult["workspace"],
+  wire: WireError | undefined,
+  metrics: TaskResult["metrics"],
+  d: Pick<RunnerDeps, "options" | "names">,
+): TaskResult {
+  return {
+    taskID,
+    status,
+    ...(wire ? { error: wire.error, errorType: wire.errorType, errorCode: wire.errorCode, retryable: wire.retryable } : {}),
+    session,
+    workspace,
+    metrics,
+    workerID: d.options.workerID,
+    ...(d.names.org !== undefined ? { org: d.names.org } : {}),
+    completedAt: new Date().toISOString(),
+  };
+}
+
+function setSpanMetrics(span: Span, result: TaskResult): void {
+  const m = result.metrics;
+  span.setAttribute("opencode.session_id", result.session.opencodeID);
+  if (m.model) span.setAttribute("opencode.model", m.model);
+  if (m.provider) span.setAttribute("opencode.provider", m.provider);
+  if (m.cost !== undefined) span.setAttribute("opencode.cost", m.cost);
+  if (m.tokens) {
+    span.setAttribute("opencode.tokens.input", m.tokens.input);
+    span.setAttribute("opencode.tokens.output", m.tokens.output);
+  }
+  span.setAttribute("opencode.tool_calls", m.toolCalls);
+  span.setAttribute("station.status", result.status);
+}

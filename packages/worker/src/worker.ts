@@ -1,0 +1,312 @@
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { Consumer, JetStreamClient } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { Objm } from "@nats-io/obj";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { trace } from "@opentelemetry/api";
+import { readFile } from "node:fs/promises";
+import type { CodingNames, WorkerState } from "@station-coding/protocol";
+import {
+  CancelRequest,
+  DeadLetters,
+  SessionStore,
+  TaskLookups,
+  codingNames,
+  ensureTaskConsumer,
+  ensureTopology,
+  taskIDFromSubject,
+} from "@station-coding/protocol";
+import type { Logger } from "pino";
+import { Leases } from "./lease.js";
+import { createLogger } from "./logger.js";
+import type { ResolvedWorkerOptions, WorkerOptions } from "./options.js";
+import { resolveWorkerOptions } from "./options.js";
+import { Presence, WORKER_VERSION } from "./presence.js";
+import { SecretRedactor } from "./redact.js";
+import { Slots } from "./slots.js";
+import { ShutdownError, TaskRunner } from "./task-runner.js";
+import type { RunnerStats } from "./task-runner.js";
+import { WorkspaceManager } from "./workspace.js";
+
+interface Namespace {
+  key: string;
+  names: CodingNames;
+  runner: TaskRunner;
+  consumer: Consumer;
+  cancels: Subscription;
+}
+
+/**
+ * A station-coding worker: pulls tasks from the task stream (one per free slot), runs them through
+ * an agent driver with leases, live events, cancel and timeout, and publishes one result per task.
+ *
+ * Lifecycle: starting -> running -> draining -> stopped. `stop()` (and SIGTERM/SIGINT with
+ * `handleSignals`) stops pulling, lets in-flight tasks finish within the grace period, then hands
+ * the rest back for redelivery.
+ */
+export class CodingWorker {
+  private stateValue: WorkerState = "starting";
+  private readonly namespaces: Namespace[] = [];
+  private readonly inFlight = new Map<Promise<void>, string>();
+  private readonly stats: RunnerStats = { completed: 0, failed: 0 };
+  private readonly shutdown = new AbortController();
+  private readonly stopPulling = new AbortController();
+  private loops: Promise<void>[] = [];
+  private heartbeat: NodeJS.Timeout | undefined;
+  private presence: Presence | undefined;
+  private stopping: Promise<void> | undefined;
+  private signalHandlers: (() => void)[] = [];
+
+  private constructor(
+    readonly nc: NatsConnection,
+    private readonly ownsConnection: boolean,
+    readonly options: ResolvedWorkerOptions,
+    private readonly raw: WorkerOptions,
+    readonly logger: Logger,
+    readonly redactor: SecretRedactor,
+  ) {}
+
+  /** Connects (unless given a connection), prepares the topology and starts pulling tasks. */
+  static async start(options: WorkerOptions): Promise<CodingWorker> {
+    const resolved = resolveWorkerOptions(options);
+    const redactor = new SecretRedactor(options.secrets ?? []).addFromEnv();
+    for (const secret of [resolved.pass, resolved.token]) redactor.add(secret);
+    const logger = createLogger(redactor, {
+      ...(options.logLevel !== undefined ? { level: options.logLevel } : {}),
+      ...(options.logDestination !== undefined ? { destination: options.logDestination } : {}),
+    }).child({ workerID: resolved.workerID });
+    const nc = options.connection ?? (await connectNats(resolved, logger));
+    const worker = new CodingWorker(nc, options.connection === undefined, resolved, options, logger, redactor);
+    try {
+      await worker.init();
+    } catch (err) {
+      await worker.closeConnection();
+      throw err;
+    }
+    return worker;
+  }
+
+  /** Current lifecycle state. */
+  get state(): WorkerState {
+    return this.stateValue;
+  }
+
+  /** Worker id used in leases and presence. */
+  get workerID(): string {
+    return this.options.workerID;
+  }
+
+  /** TaskIDs running now. */
+  get runningTasks(): string[] {
+    return this.namespaces.flatMap((ns) => [...ns.runner.running.keys()]);
+  }
+
+  private async init(): Promise<void> {
+    const { options, raw, nc } = this;
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const kvm = new Kvm(nc);
+    const workspaces = new WorkspaceManager(options.workspaceDir);
+    const tracer = trace.getTracer("station-coding-worker", WORKER_VERSION);
+    const slots = new Slots(options.concurrency, options.perOrgConcurrency);
+    const workersBuckets = [];
+    for (const org of options.orgs) {
+      const names = codingNames({ ...raw.names, ...(org !== undefined ? { org } : {}) });
+      if (options.ensureTopology) await ensureTopology(nc, names, raw.topology);
+      await ensureTaskConsumer(nc, names, { ackWait: options.ackWait, maxAckPending: options.maxAckPending });
+      const logger = this.logger.child(org !== undefined ? { org } : {});
+      const runner = new TaskRunner({
+        names,
+        js,
+        jsm,
+        leases: new Leases(await kvm.open(names.kv.leases), options.workerID, options.ackWait),
+        sessions: await SessionStore.open(nc, names),
+        lookups: await TaskLookups.create(nc, names),
+        deadLetters: new DeadLetters(nc, names),
+        artifacts: await new Objm(nc).open(names.objectStore),
+        driver: raw.driver,
+        workspaces,
+        options,
+        redactor: this.redactor,
+        logger,
+        tracer,
+        stats: this.stats,
+        shutdown: this.shutdown.signal,
+      });
+      const cancels = nc.subscribe(`${names.cancelPrefix}.*`, {
+        callback: (err, msg) => {
+          if (err) {
+            logger.error({ err }, "cancel subscription failed");
+            return;
+          }
+          const taskID = taskIDFromSubject(msg.subject) ?? "";
+          const parsed = CancelRequest.safeParse(safeJson(msg.data));
+          const reason = parsed.success ? parsed.data.reason : undefined;
+          if (runner.cancel(taskID, reason)) logger.info({ taskID }, "cancel request delivered to the running task");
+        },
+      });
+      const consumer = await js.consumers.get(names.streams.tasks, names.consumer);
+      workersBuckets.push(await kvm.open(names.kv.workers));
+      this.namespaces.push({ key: org ?? "", names, runner, consumer, cancels });
+    }
+    this.presence = new Presence(workersBuckets, {
+      workerID: options.workerID,
+      orgs: options.orgs.filter((o): o is string => o !== undefined),
+      concurrency: options.concurrency,
+      heartbeatInterval: options.heartbeatInterval,
+    });
+    this.stateValue = "running";
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat(), options.heartbeatInterval);
+    this.loops = this.namespaces.map((ns) => this.pullLoop(ns, slots, js));
+    this.logger.info(
+      { orgs: options.orgs, concurrency: options.concurrency, ackWait: options.ackWait },
+      "worker running",
+    );
+  }
+
+  /** Pulls one task per free slot until the worker stops. */
+  private async pullLoop(ns: Namespace, slots: Slots, _js: JetStreamClient): Promise<void> {
+    const log = this.logger.child(ns.names.org !== undefined ? { org: ns.names.org } : {});
+    let failures = 0;
+    while (!this.stopPulling.signal.aborted) {
+      await slots.acquire(ns.key);
+      if (this.stopPulling.signal.aborted) {
+        slots.release(ns.key);
+        break;
+      }
+      let msg;
+      try {
+        msg = await ns.consumer.next({ expires: this.options.pullExpires });
+        failures = 0;
+      } catch (err) {
+        slots.release(ns.key);
+        failures += 1;
+        if (failures === 1 || failures % 10 === 0) log.warn({ err: String(err) }, "pulling tasks failed; retrying");
+        await abortableDelay(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), this.stopPulling.signal);
+        continue;
+      }
+      if (!msg) {
+        slots.release(ns.key);
+        continue;
+      }
+      const task = ns.runner.handle(msg).finally(() => {
+        slots.release(ns.key);
+        this.inFlight.delete(task);
+      });
+      this.inFlight.set(task, ns.key);
+    }
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      await this.presence?.beat(this.stateValue, {
+        inFlight: this.inFlight.size,
+        completed: this.stats.completed,
+        failed: this.stats.failed,
+        tasks: this.runningTasks,
+      });
+    } catch (err) {
+      this.logger.warn({ err: String(err) }, "presence heartbeat failed");
+    }
+  }
+
+  /**
+   * Stops pulling, waits up to `shutdownGrace` for in-flight tasks, then aborts the rest and hands
+   * them back for redelivery; closes the connection if the worker opened it. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stateValue = "draining";
+    this.logger.info({ inFlight: this.inFlight.size }, "worker draining");
+    this.stopPulling.abort();
+    await this.beat();
+    const drained = Promise.all([...this.inFlight.keys()]).then(() => true);
+    const grace = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), this.options.shutdownGrace).unref());
+    if (!(await Promise.race([drained, grace]))) {
+      this.logger.warn({ inFlight: this.inFlight.size }, "grace period over; handing remaining tasks back");
+      this.shutdown.abort(new ShutdownError());
+      await Promise.all([...this.inFlight.keys()]);
+    }
+    await Promise.race([Promise.all(this.loops), abortableDelay(this.options.pullExpires + 1_000)]);
+    for (const ns of this.namespaces) ns.cancels.unsubscribe();
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.stateValue = "stopped";
+    await this.beat();
+    await this.raw.driver.close?.().catch((err: unknown) => this.logger.warn({ err }, "driver close failed"));
+    for (const remove of this.signalHandlers) remove();
+    await this.closeConnection();
+    this.logger.info({ completed: this.stats.completed, failed: this.stats.failed }, "worker stopped");
+  }
+
+  private async closeConnection(): Promise<void> {
+    if (!this.ownsConnection) return;
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+
+  /** Stops gracefully on SIGTERM/SIGINT; a second signal exits at once. */
+  handleSignals(onStopped: () => void = () => process.exit(0)): void {
+    let count = 0;
+    const handler = (signal: NodeJS.Signals) => {
+      count += 1;
+      if (count > 1) process.exit(130);
+      this.logger.info({ signal }, "signal received; stopping");
+      void this.stop().then(onStopped);
+    };
+    for (const sig of ["SIGTERM", "SIGINT"] as const) {
+      process.on(sig, handler);
+      this.signalHandlers.push(() => process.off(sig, handler));
+    }
+  }
+
+  /** `await using worker = await CodingWorker.start(...)` stops it at scope end. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/** Connects to NATS with the worker's servers and credentials. */
+async function connectNats(options: ResolvedWorkerOptions, logger: Logger): Promise<NatsConnection> {
+  const nc = await connect({
+    servers: options.servers,
+    name: `station-coding-worker ${options.workerID}`,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    ...(options.creds ? { authenticator: credsAuthenticator(await readFile(options.creds)) } : {}),
+    ...(options.user !== undefined ? { user: options.user, pass: options.pass ?? "" } : {}),
+    ...(options.token !== undefined ? { token: options.token } : {}),
+  });
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect" || status.type === "reconnect") logger.warn({ status: status.type }, "nats connection");
+    }
+  })();
+  return nc;
+}
+
+function safeJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return undefined;
+  }
+}
+
+function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
