@@ -50,7 +50,12 @@ export class AgentContextStore {
   }
 
   /** Stores a value (any JSON) for an agent, optionally with a TTL. */
-  async set(agentID: string, key: string, value: unknown, options: ContextSetOptions = {}): Promise<AgentContext> {
+  async set(
+    agentID: string,
+    key: string,
+    value: unknown,
+    options: ContextSetOptions = {},
+  ): Promise<AgentContext> {
     const now = this.now();
     const record: AgentContext = {
       agentID,

@@ -50,9 +50,7 @@ export async function casUpdate<S extends z.ZodType>(
     const value = next(current?.value);
     const data = JSON.stringify(value);
     try {
-      const revision = entry
-        ? await kv.update(key, data, entry.revision)
-        : await kv.create(key, data);
+      const revision = entry ? await kv.update(key, data, entry.revision) : await kv.create(key, data);
       return { value, revision };
     } catch (err) {
       if (!isCasConflict(err) || attempt >= attempts) throw err;

@@ -5,7 +5,11 @@ import { CancelRequest, DeadLetter } from "./records.js";
 import { TaskResult } from "./result.js";
 import type { CodingNames } from "./subjects.js";
 
-async function lastFor(jsm: JetStreamManager, stream: string, subject: string): Promise<StoredMsg | undefined> {
+async function lastFor(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+): Promise<StoredMsg | undefined> {
   try {
     const msg = await jsm.streams.getMessage(stream, { last_by_subj: subject });
     return msg ?? undefined;

@@ -1,4 +1,4 @@
-import type { EventDraft, ResolvedTask, TokenUsage } from "@station-coding/protocol";
+import type { ArtifactRef, EventDraft, ResolvedTask, TokenUsage } from "@station-coding/protocol";
 import type { Logger } from "pino";
 
 /** What the runtime knows about a session when it asks the driver to open it. */
@@ -36,7 +36,7 @@ export interface PromptRequest {
   /** Publishes a live event (never blocks; the runtime stamps taskID, seq and timestamp). */
   emit: (event: EventDraft) => void;
   /** Stores a large blob (e.g. a full tool output) as a task artifact and returns its reference. */
-  storeArtifact: (name: string, data: Uint8Array, kind: string) => Promise<import("@station-coding/protocol").ArtifactRef>;
+  storeArtifact: (name: string, data: Uint8Array, kind: string) => Promise<ArtifactRef>;
   logger: Logger;
 }
 
@@ -67,7 +67,11 @@ export interface AgentDriver {
   /** Runs the prompt, emitting events while it runs, and returns the final text and metrics. */
   prompt(request: PromptRequest): Promise<PromptResult>;
   /** Called after a task of a session ends, e.g. to export the session for other workers. */
-  afterTask?(request: { task: ResolvedTask; session: OpenedSession; directory: string }): Promise<{ exportKey?: string } | void>;
+  afterTask?(request: {
+    task: ResolvedTask;
+    session: OpenedSession;
+    directory: string;
+  }): Promise<{ exportKey?: string } | void>;
   /** Releases the driver's resources when the worker stops. */
   close?(): Promise<void>;
 }

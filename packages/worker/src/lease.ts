@@ -1,5 +1,12 @@
 import type { KV } from "@nats-io/kv";
-import { ErrorCodes, SessionLock, StationError, TaskLease, decodeEntry, isCasConflict } from "@station-coding/protocol";
+import {
+  ErrorCodes,
+  SessionLock,
+  StationError,
+  TaskLease,
+  decodeEntry,
+  isCasConflict,
+} from "@station-coding/protocol";
 import type { LeaseState } from "@station-coding/protocol";
 
 /** The lease on a task that this worker holds, with the revision to compare-and-set against. */
@@ -49,7 +56,11 @@ export class Leases {
       const current = decodeEntry(entry, TaskLease)?.value;
       const now = this.now();
       if (current?.state === "done") return { kind: "done" };
-      if (current?.state === "running" && (current.expiresAt ?? 0) > now && current.workerID !== this.workerID) {
+      if (
+        current?.state === "running" &&
+        (current.expiresAt ?? 0) > now &&
+        current.workerID !== this.workerID
+      ) {
         return { kind: "busy", holder: current.workerID };
       }
       const attempts = current?.attempts ?? 0;
@@ -70,7 +81,9 @@ export class Leases {
       };
       try {
         const data = JSON.stringify(value);
-        const revision = entry ? await this.kv.update(key, data, entry.revision) : await this.kv.create(key, data);
+        const revision = entry
+          ? await this.kv.update(key, data, entry.revision)
+          : await this.kv.create(key, data);
         return { kind: "run", lease: { key, revision, value } };
       } catch (err) {
         if (!isCasConflict(err)) throw err;
@@ -123,7 +136,9 @@ export class Leases {
       const value: SessionLock = { taskID, workerID: this.workerID, expiresAt: now + this.ttl };
       try {
         const data = JSON.stringify(value);
-        const revision = entry ? await this.kv.update(key, data, entry.revision) : await this.kv.create(key, data);
+        const revision = entry
+          ? await this.kv.update(key, data, entry.revision)
+          : await this.kv.create(key, data);
         return { key, revision, value };
       } catch (err) {
         if (!isCasConflict(err)) throw err;

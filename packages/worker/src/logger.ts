@@ -43,6 +43,10 @@ export function createLogger(
 }
 
 function errorFields(err: Error): Record<string, unknown> {
-  return { type: err.name, message: err.message, stack: err.stack, ...(err as unknown as Record<string, unknown>) };
+  return {
+    type: err.name,
+    message: err.message,
+    stack: err.stack,
+    ...(err as unknown as Record<string, unknown>),
+  };
 }
-

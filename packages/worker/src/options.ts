@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { CodingNamesOptions, TopologyOptions } from "@station-coding/protocol";
-import { ErrorCodes, Name, ValidationError, parseDuration, parseWith, validateName } from "@station-coding/protocol";
+import {
+  ErrorCodes,
+  Name,
+  ValidationError,
+  parseDuration,
+  parseWith,
+  validateName,
+} from "@station-coding/protocol";
 import type { DestinationStream } from "pino";
 import type { AgentDriver } from "./driver.js";
 
@@ -124,7 +131,12 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     parseDuration(field, value ?? fallback);
   const ackWait = ms("ackWait", o.ackWait, "30s");
   if (ackWait < 1_000) {
-    throw new ValidationError("ackWait", "min", `ackWait ${ackWait}ms: must be at least 1s`, ErrorCodes.InvalidConfig);
+    throw new ValidationError(
+      "ackWait",
+      "min",
+      `ackWait ${ackWait}ms: must be at least 1s`,
+      ErrorCodes.InvalidConfig,
+    );
   }
   return {
     servers: Array.isArray(servers) ? servers : servers.split(",").map((s) => s.trim()),
@@ -155,6 +167,9 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
 }
 
 function defaultWorkerID(): string {
-  const host = hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 40) || "worker";
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9_-]/g, "-")
+      .slice(0, 40) || "worker";
   return `${host}-${process.pid}-${randomBytes(3).toString("hex")}`;
 }

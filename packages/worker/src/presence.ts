@@ -15,7 +15,10 @@ export class Presence {
   ) {}
 
   /** Publishes the current state and load. */
-  async beat(state: WorkerState, load: Pick<WorkerPresence, "inFlight" | "completed" | "failed" | "tasks">): Promise<void> {
+  async beat(
+    state: WorkerState,
+    load: Pick<WorkerPresence, "inFlight" | "completed" | "failed" | "tasks">,
+  ): Promise<void> {
     const record: WorkerPresence = {
       ...this.base,
       ...load,

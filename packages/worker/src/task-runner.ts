@@ -125,19 +125,38 @@ export class TaskRunner {
     log.warn({ taskID, error: wire.error }, "invalid task rejected");
     if (taskID !== undefined && !(await this.d.lookups.result(taskID))) {
       await this.publishResult(
-        baseResult(taskID, "error", { name: taskID, opencodeID: "", messageCount: 0 }, { name: "", path: "" }, wire, {
-          duration: 0,
-          toolCalls: 0,
-          streamEvents: 0,
-        }, this.d),
+        baseResult(
+          taskID,
+          "error",
+          { name: taskID, opencodeID: "", messageCount: 0 },
+          { name: "", path: "" },
+          wire,
+          {
+            duration: 0,
+            toolCalls: 0,
+            streamEvents: 0,
+          },
+          this.d,
+        ),
         0,
       );
     }
-    msg.term(`invalid task: ${wire.error}`);
+    await this.terminate(msg, `invalid task: ${wire.error}`);
+  }
+
+  /**
+   * Stops redelivery for good. On nats-server 2.9 a terminated message stays in a work-queue
+   * stream, so it is also deleted; the error result (and dead letter) already say what happened.
+   */
+  private async terminate(msg: JsMsg, reason: string): Promise<void> {
+    msg.term(reason.slice(0, 200));
+    await this.d.jsm.streams.deleteMessage(this.d.names.streams.tasks, msg.seq, false).catch(() => undefined);
   }
 
   private async run(msg: JsMsg, task: ResolvedTask, log: Logger): Promise<void> {
     const { leases, lookups, options } = this.d;
+    // A token that came with the task is a secret from here on, wherever it might be echoed.
+    this.d.redactor.add(task.workspace.git?.token);
     if (await lookups.result(task.taskID)) {
       log.info("task already has a result; dropping the duplicate delivery");
       await msg.ackAck();
@@ -164,7 +183,8 @@ export class TaskRunner {
     this.running.set(task.taskID, controller);
     let lock: HeldLock | undefined;
     try {
-      if (await lookups.cancel(task.taskID)) controller.abort(new CancelledError("task cancelled before it started"));
+      if (await lookups.cancel(task.taskID))
+        controller.abort(new CancelledError("task cancelled before it started"));
       if (!controller.signal.aborted) {
         lock = await leases.lockSession(task.session.name, task.taskID);
         if (!lock) {
@@ -177,7 +197,8 @@ export class TaskRunner {
       await this.execute(msg, task, lease, lock, controller, log);
     } finally {
       this.running.delete(task.taskID);
-      if (lock) await leases.unlockSession(lock).catch((err: unknown) => log.warn({ err }, "session unlock failed"));
+      if (lock)
+        await leases.unlockSession(lock).catch((err: unknown) => log.warn({ err }, "session unlock failed"));
     }
   }
 
@@ -193,7 +214,11 @@ export class TaskRunner {
     const startedAt = Date.now();
     const attempt = lease.value.attempts;
     const parent = propagation.extract(ROOT_CONTEXT, msg.headers, headerGetter);
-    const span = this.d.tracer.startSpan("opencode.task", { attributes: { "station.task_id": task.taskID } }, parent);
+    const span = this.d.tracer.startSpan(
+      "opencode.task",
+      { attributes: { "station.task_id": task.taskID } },
+      parent,
+    );
     span.setAttribute("opencode.workspace", task.workspace.name);
     if (task.model) {
       span.setAttribute("opencode.model", task.model.modelID);
@@ -218,13 +243,18 @@ export class TaskRunner {
     const signal = AbortSignal.any([controller.signal, this.d.shutdown]);
 
     // Keep the lease alive from a timer independent of the task.
-    const keepAlive = setInterval(() => {
-      msg.working();
-      void Promise.all([leases.renew(lease), lock ? leases.renewSession(lock) : undefined]).catch((err: unknown) => {
-        if (err instanceof LeaseLostError) controller.abort(err);
-        else log.warn({ err }, "lease renewal failed; will try again");
-      });
-    }, Math.max(250, Math.floor(options.ackWait / 3)));
+    const keepAlive = setInterval(
+      () => {
+        msg.working();
+        void Promise.all([leases.renew(lease), lock ? leases.renewSession(lock) : undefined]).catch(
+          (err: unknown) => {
+            if (err instanceof LeaseLostError) controller.abort(err);
+            else log.warn({ err }, "lease renewal failed; will try again");
+          },
+        );
+      },
+      Math.max(250, Math.floor(options.ackWait / 3)),
+    );
     const timeoutMs = task.timeout ?? options.taskTimeout;
     const timer = setTimeout(
       () => controller.abort(new TimeoutError(`task timed out after ${timeoutMs}ms`)),
@@ -248,7 +278,14 @@ export class TaskRunner {
           }
         : undefined;
       session = await withAbort(
-        driver.openSession({ task, directory: workspace.path, ...(previous ? { previous } : {}), signal, emit, logger: log }),
+        driver.openSession({
+          task,
+          directory: workspace.path,
+          ...(previous ? { previous } : {}),
+          signal,
+          emit,
+          logger: log,
+        }),
         signal,
         options.abortGrace,
       );
@@ -257,7 +294,9 @@ export class TaskRunner {
         type: session.reused ? "session_reused" : session.restored ? "session_restored" : "session_created",
         session: { name: task.session.name, opencodeID: session.opencodeID },
         ...(session.replaced
-          ? { content: `stored session ${previous?.opencodeID ?? ""} is not available here; a new session began` }
+          ? {
+              content: `stored session ${previous?.opencodeID ?? ""} is not available here; a new session began`,
+            }
           : {}),
       });
       if (task.op === "code") {
@@ -386,14 +425,24 @@ export class TaskRunner {
     if (status === "error") this.d.stats.failed += 1;
     else this.d.stats.completed += 1;
     log.info({ status, duration: result.metrics.duration, events: publisher.count }, "task finished");
-    span.setStatus(status === "completed" ? { code: SpanStatusCode.OK } : { code: SpanStatusCode.ERROR, message: wire?.error ?? status });
+    span.setStatus(
+      status === "completed"
+        ? { code: SpanStatusCode.OK }
+        : { code: SpanStatusCode.ERROR, message: wire?.error ?? status },
+    );
     span.end();
-    if (wire && !wire.retryable && status === "error") msg.term(wire.error);
+    if (wire && !wire.retryable && status === "error") await this.terminate(msg, wire.error);
     else await msg.ackAck();
   }
 
   /** Out of attempts (crashes count): dead letter, error result, terminate. */
-  private async exhausted(msg: JsMsg, task: ResolvedTask, attempts: number, lastError: string | undefined, log: Logger) {
+  private async exhausted(
+    msg: JsMsg,
+    task: ResolvedTask,
+    attempts: number,
+    lastError: string | undefined,
+    log: Logger,
+  ) {
     const reason = lastError
       ? `gave up after ${attempts} attempts; last error: ${lastError}`
       : `gave up after ${attempts} attempts; the worker running it stopped responding each time`;
@@ -421,7 +470,11 @@ export class TaskRunner {
       baseResult(
         task.taskID,
         "error",
-        { name: task.session.name, opencodeID: stored?.value.opencodeID ?? "", messageCount: stored?.value.messageCount ?? 0 },
+        {
+          name: task.session.name,
+          opencodeID: stored?.value.opencodeID ?? "",
+          messageCount: stored?.value.messageCount ?? 0,
+        },
         { name: task.workspace.name, path: "" },
         wire,
         { duration: 0, toolCalls: 0, streamEvents: 0, attempts },
@@ -430,12 +483,15 @@ export class TaskRunner {
       0,
     );
     this.d.stats.failed += 1;
-    msg.term(reason);
+    await this.terminate(msg, reason);
   }
 
   private async publishResult(result: TaskResult, generation: number): Promise<void> {
     const h = headers();
-    h.set("Nats-Msg-Id", generation > 0 ? `${result.taskID}:result:${generation}` : `${result.taskID}:result`);
+    h.set(
+      "Nats-Msg-Id",
+      generation > 0 ? `${result.taskID}:result:${generation}` : `${result.taskID}:result`,
+    );
     const subject = this.d.names.resultSubject(result.taskID);
     const data = JSON.stringify(this.d.redactor.redactValue(result));
     for (let attempt = 1; ; attempt += 1) {
@@ -501,7 +557,12 @@ export class TaskRunner {
     });
   }
 
-  private async storeArtifact(taskID: string, name: string, data: Uint8Array, kind: string): Promise<ArtifactRef> {
+  private async storeArtifact(
+    taskID: string,
+    name: string,
+    data: Uint8Array,
+    kind: string,
+  ): Promise<ArtifactRef> {
     const key = artifactKey(taskID, validateFileName("artifact name", name));
     const info = await this.d.artifacts.putBlob({ name: key }, data);
     return { bucket: this.d.names.objectStore, key, kind, size: info.size, digest: info.digest };
@@ -524,7 +585,7 @@ async function withAbort<T>(work: Promise<T>, signal: AbortSignal, grace: number
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
     onAbort = () => {
-      setTimeout(() => reject(signal.reason), grace).unref();
+      setTimeout(() => reject(signal.reason as Error), grace).unref();
     };
     signal.addEventListener("abort", onAbort, { once: true });
   });
@@ -566,7 +627,9 @@ function baseResult(
   return {
     taskID,
     status,
-    ...(wire ? { error: wire.error, errorType: wire.errorType, errorCode: wire.errorCode, retryable: wire.retryable } : {}),
+    ...(wire
+      ? { error: wire.error, errorType: wire.errorType, errorCode: wire.errorCode, retryable: wire.retryable }
+      : {}),
     session,
     workspace,
     metrics,

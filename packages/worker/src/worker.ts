@@ -77,7 +77,14 @@ export class CodingWorker {
       ...(options.logDestination !== undefined ? { destination: options.logDestination } : {}),
     }).child({ workerID: resolved.workerID });
     const nc = options.connection ?? (await connectNats(resolved, logger));
-    const worker = new CodingWorker(nc, options.connection === undefined, resolved, options, logger, redactor);
+    const worker = new CodingWorker(
+      nc,
+      options.connection === undefined,
+      resolved,
+      options,
+      logger,
+      redactor,
+    );
     try {
       await worker.init();
     } catch (err) {
@@ -143,7 +150,8 @@ export class CodingWorker {
           const taskID = taskIDFromSubject(msg.subject) ?? "";
           const parsed = CancelRequest.safeParse(safeJson(msg.data));
           const reason = parsed.success ? parsed.data.reason : undefined;
-          if (runner.cancel(taskID, reason)) logger.info({ taskID }, "cancel request delivered to the running task");
+          if (runner.cancel(taskID, reason))
+            logger.info({ taskID }, "cancel request delivered to the running task");
         },
       });
       const consumer = await js.consumers.get(names.streams.tasks, names.consumer);
@@ -183,7 +191,8 @@ export class CodingWorker {
       } catch (err) {
         slots.release(ns.key);
         failures += 1;
-        if (failures === 1 || failures % 10 === 0) log.warn({ err: String(err) }, "pulling tasks failed; retrying");
+        if (failures === 1 || failures % 10 === 0)
+          log.warn({ err: String(err) }, "pulling tasks failed; retrying");
         await abortableDelay(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), this.stopPulling.signal);
         continue;
       }
@@ -227,7 +236,9 @@ export class CodingWorker {
     this.stopPulling.abort();
     await this.beat();
     const drained = Promise.all([...this.inFlight.keys()]).then(() => true);
-    const grace = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), this.options.shutdownGrace).unref());
+    const grace = new Promise<boolean>((resolve) =>
+      setTimeout(() => resolve(false), this.options.shutdownGrace).unref(),
+    );
     if (!(await Promise.race([drained, grace]))) {
       this.logger.warn({ inFlight: this.inFlight.size }, "grace period over; handing remaining tasks back");
       this.shutdown.abort(new ShutdownError());
@@ -283,7 +294,8 @@ async function connectNats(options: ResolvedWorkerOptions, logger: Logger): Prom
   });
   void (async () => {
     for await (const status of nc.status()) {
-      if (status.type === "disconnect" || status.type === "reconnect") logger.warn({ status: status.type }, "nats connection");
+      if (status.type === "disconnect" || status.type === "reconnect")
+        logger.warn({ status: status.type }, "nats connection");
     }
   })();
   return nc;

@@ -41,7 +41,11 @@ export class WorkspaceManager {
   }
 
   /** Creates or reuses the task's workspace and emits `workspace_created` or `workspace_reused`. */
-  async prepare(task: ResolvedTask, org: string | undefined, emit: (e: EventDraft) => void): Promise<PreparedWorkspace> {
+  async prepare(
+    task: ResolvedTask,
+    org: string | undefined,
+    emit: (e: EventDraft) => void,
+  ): Promise<PreparedWorkspace> {
     const name = task.workspace.name;
     const wanted = this.pathFor(name, org);
     await mkdir(this.baseDir, { recursive: true });

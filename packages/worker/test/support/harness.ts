@@ -7,7 +7,12 @@ import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { CodingNames, StreamEvent, TaskInput, TaskResult } from "@station-coding/protocol";
-import { StreamEvent as StreamEventSchema, TaskLookups, codingNames, ensureTopology } from "@station-coding/protocol";
+import {
+  StreamEvent as StreamEventSchema,
+  TaskLookups,
+  codingNames,
+  ensureTopology,
+} from "@station-coding/protocol";
 import { NatsServer, tempDir, waitFor } from "@station-coding/testkit";
 import { CodingWorker } from "@station-coding/worker";
 import type { WorkerOptions } from "@station-coding/worker";
@@ -85,10 +90,14 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 /** Starts a worker in a child process (scripted driver); resolves when it is running. */
 export async function spawnWorker(env: Env, overrides: Partial<WorkerOptions> = {}): Promise<ChildProcess> {
   const { logDestination: _ignored, ...options } = testOptions(env, overrides);
-  const child = spawn(process.execPath, ["--import", "tsx", `${here}/worker-process.ts`, JSON.stringify(options)], {
-    env: { ...process.env, TSX_TSCONFIG_PATH: fileURLToPath(new URL("../tsconfig.json", import.meta.url)) },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", `${here}/worker-process.ts`, JSON.stringify(options)],
+    {
+      env: { ...process.env, TSX_TSCONFIG_PATH: fileURLToPath(new URL("../tsconfig.json", import.meta.url)) },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   env.children.push(child);
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => {

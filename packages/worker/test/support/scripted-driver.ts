@@ -2,14 +2,21 @@
 // It is test support, not a product feature.
 import { existsSync, writeFileSync } from "node:fs";
 import { StationError, ErrorCodes } from "@station-coding/protocol";
-import type { AgentDriver, OpenedSession, OpenSessionRequest, PromptRequest, PromptResult } from "@station-coding/worker";
+import type {
+  AgentDriver,
+  OpenedSession,
+  OpenSessionRequest,
+  PromptRequest,
+  PromptResult,
+} from "@station-coding/worker";
 
 /** One step of a script. */
 export type Step =
   | { text: string }
   | { thinking: string }
   | { tool: { name: string; args?: Record<string, unknown>; output?: string } }
-  | { sleep: number }
+  /** Sleeps (abortably); with `onceFile`, only in the first run that finds no such file. */
+  | { sleep: number; onceFile?: string }
   /** Sleeps without honouring the abort signal (a misbehaving driver). */
   | { stubborn: number }
   | { fail: { message: string; retryable: boolean }; times?: number }
@@ -97,9 +104,17 @@ export class ScriptedDriver implements AgentDriver {
         emit({ type: "tool_start", tool: { name: step.tool.name, callID, args: step.tool.args ?? {} } });
         emit({
           type: "tool_end",
-          tool: { name: step.tool.name, callID, output: step.tool.output ?? "ok", duration: 1, status: "completed" },
+          tool: {
+            name: step.tool.name,
+            callID,
+            output: step.tool.output ?? "ok",
+            duration: 1,
+            status: "completed",
+          },
         });
       } else if ("sleep" in step) {
+        if (step.onceFile && existsSync(step.onceFile)) continue;
+        if (step.onceFile) writeFileSync(step.onceFile, "slept");
         await sleep(step.sleep, signal);
       } else if ("stubborn" in step) {
         await new Promise((resolve) => setTimeout(resolve, step.stubborn));
@@ -107,7 +122,9 @@ export class ScriptedDriver implements AgentDriver {
         const seen = (this.failures.get(request.task.taskID) ?? 0) + 1;
         this.failures.set(request.task.taskID, seen);
         if (step.times === undefined || seen <= step.times) {
-          throw new StationError(ErrorCodes.AgentError, step.fail.message, { retryable: step.fail.retryable });
+          throw new StationError(ErrorCodes.AgentError, step.fail.message, {
+            retryable: step.fail.retryable,
+          });
         }
       } else if ("crash" in step) {
         if (!step.onceFile || !existsSync(step.onceFile)) {

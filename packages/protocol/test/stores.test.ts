@@ -1,0 +1,73 @@
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { AgentContextStore, SessionStore, codingNames, ensureTopology } from "@station-coding/protocol";
+import type { SessionState } from "@station-coding/protocol";
+import { NatsServer, waitFor } from "@station-coding/testkit";
+
+let server: NatsServer;
+let nc: NatsConnection;
+const names = codingNames();
+beforeEach(async () => {
+  server = await NatsServer.start();
+  nc = await connect({ servers: server.url });
+  await ensureTopology(nc, names);
+});
+afterEach(async () => {
+  await nc.close();
+  await server.stop();
+});
+
+const base: SessionState = {
+  sessionName: "s",
+  opencodeID: "ses_1",
+  workspaceName: "s",
+  workspacePath: "/w/s",
+  created: "2026-01-01T00:00:00Z",
+  lastUsed: "2026-01-01T00:00:00Z",
+  messageCount: 0,
+};
+
+describe("SessionStore", () => {
+  it("counts right when 10 writers update one session at once (compare-and-set)", async () => {
+    const connections = await Promise.all(Array.from({ length: 5 }, () => connect({ servers: server.url })));
+    try {
+      const stores = await Promise.all(connections.map((c) => SessionStore.open(c, names)));
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          stores[i % stores.length]!.update("s", (cur) => ({
+            ...(cur ?? base),
+            messageCount: (cur?.messageCount ?? 0) + 1,
+          })),
+        ),
+      );
+      const store = await SessionStore.open(nc, names);
+      expect((await store.get("s"))?.value.messageCount).toBe(10);
+      expect((await store.list()).map((s) => s.sessionName)).toEqual(["s"]);
+      await store.delete("s");
+      expect(await store.get("s")).toBeUndefined();
+    } finally {
+      await Promise.all(connections.map((c) => c.close()));
+    }
+  });
+});
+
+describe("AgentContextStore", () => {
+  it("round-trips JSON values and honours a TTL on read", async () => {
+    const ctx = await AgentContextStore.open(nc, names);
+    await ctx.set("agent-1", "plan", { steps: ["a", "b"] });
+    await ctx.set("agent-1", "scratch", "short-lived", { ttl: 300 });
+    expect((await ctx.get("agent-1", "plan"))?.value).toEqual({ steps: ["a", "b"] });
+    expect((await ctx.get("agent-1", "scratch"))?.value).toBe("short-lived");
+    expect((await ctx.list("agent-1")).map((c) => c.key).sort()).toEqual(["plan", "scratch"]);
+    await waitFor(async () => (await ctx.get("agent-1", "scratch")) === undefined, { message: "TTL expiry" });
+    await ctx.delete("agent-1", "plan");
+    expect(await ctx.get("agent-1", "plan")).toBeUndefined();
+  });
+
+  it("rejects keys that would escape the agent's key space", async () => {
+    const ctx = await AgentContextStore.open(nc, names);
+    await expect(ctx.set("agent-1", "a.b", 1)).rejects.toThrow('key "a.b": must not contain "."');
+    await expect(ctx.get("agent>", "k")).rejects.toThrow(/^agentID/);
+  });
+});
