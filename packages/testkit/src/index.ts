@@ -9,6 +9,7 @@ export { NatsServer } from "./nats-server.js";
 export { NatsServerError } from "./nats-server-error.js";
 export { tempDir, uniqueName } from "./unique.js";
 export { WaitForTimeoutError, waitFor } from "./wait-for.js";
+export type { Falsy } from "./wait-for.js";
 
 export type { NatsClusterOptions } from "./nats-cluster.js";
 export type { NatsServerClusterOptions, NatsServerOptions, NatsServerStopOptions } from "./nats-server.js";

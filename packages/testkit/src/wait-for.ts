@@ -59,6 +59,9 @@ function describeError(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : describe(err);
 }
 
+/** The values `waitFor` waits past. */
+export type Falsy = undefined | null | false | 0 | "";
+
 /**
  * Polls `fn` until it returns (or resolves to) a truthy value, and resolves with that value.
  *
@@ -71,7 +74,10 @@ function describeError(err: unknown): string {
  * @example
  * const msg = await waitFor(() => jsm.streams.getMessage(stream, { seq: 1 }), { message: "message 1" });
  */
-export async function waitFor<T>(fn: () => T | Promise<T>, opts: WaitForOptions = {}): Promise<T> {
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  opts: WaitForOptions = {},
+): Promise<Exclude<T, Falsy>> {
   const { timeout = 10_000, interval = 25, message = "condition", signal } = opts;
   if (!(timeout >= 0) || !(interval >= 0)) {
     throw new RangeError(`waitFor: timeout (${timeout}) and interval (${interval}) must be >= 0`);
@@ -92,7 +98,7 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: WaitForOptions 
         pendingAtDeadline = true;
         break;
       }
-      if (value) return value;
+      if (value) return value as Exclude<T, Falsy>;
       lastError = undefined;
       lastValue = value;
     } catch (err) {

@@ -1,4 +1,12 @@
-import type { ArtifactRef, EventDraft, ResolvedTask, TokenUsage } from "@station-coding/protocol";
+import type { ObjectStore } from "@nats-io/obj";
+import type {
+  AgentContextStore,
+  ArtifactRef,
+  EventDraft,
+  ResolvedTask,
+  SessionStore,
+  TokenUsage,
+} from "@station-coding/protocol";
 import type { Logger } from "pino";
 
 /** What the runtime knows about a session when it asks the driver to open it. */
@@ -72,6 +80,18 @@ export interface AgentDriver {
     session: OpenedSession;
     directory: string;
   }): Promise<{ exportKey?: string } | void>;
+  /** Called once by the worker after it connected, before the first task. */
+  attach?(runtime: DriverRuntime): void;
   /** Releases the driver's resources when the worker stops. */
   close?(): Promise<void>;
+}
+
+/** Worker facilities a driver may use, handed over once the worker is connected. */
+export interface DriverRuntime {
+  /** Agent context store of a namespace (undefined org = single-tenant). */
+  contextStore(org: string | undefined): AgentContextStore | undefined;
+  /** Session store of a namespace. */
+  sessionStore(org: string | undefined): SessionStore | undefined;
+  /** Object store (artifacts bucket) of a namespace. */
+  objectStore(org: string | undefined): ObjectStore | undefined;
 }

@@ -130,7 +130,7 @@ export class EventPublisher {
     h.set("Nats-Msg-Id", `${this.o.taskID}:${seq}`);
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await this.o.js.publish(this.o.subject, data, { headers: h });
+        await this.o.js.publish(this.o.subject, data, { headers: h, timeout: 2_000 });
         return;
       } catch (err) {
         // The bus is down or slow: keep the event and try again; the message id makes it safe.

@@ -84,6 +84,8 @@ const headerGetter = {
 export class TaskRunner {
   /** Running tasks by taskID, for cancel requests. */
   readonly running = new Map<string, AbortController>();
+  /** The newest delivery of each running task: a redelivery to this worker replaces the older one. */
+  private readonly deliveries = new Map<string, { msg: JsMsg }>();
 
   constructor(private readonly d: RunnerDeps) {}
 
@@ -157,6 +159,15 @@ export class TaskRunner {
     const { leases, lookups, options } = this.d;
     // A token that came with the task is a secret from here on, wherever it might be echoed.
     this.d.redactor.add(task.workspace.git?.token);
+    const active = this.deliveries.get(task.taskID);
+    if (active) {
+      // The server redelivered a task this worker is still running (e.g. after a reconnect):
+      // keep running it once, and ack through the newest delivery.
+      log.info("task redelivered while still running here; continuing the current run");
+      active.msg = msg;
+      msg.working();
+      return;
+    }
     if (await lookups.result(task.taskID)) {
       log.info("task already has a result; dropping the duplicate delivery");
       await msg.ackAck();
@@ -180,7 +191,9 @@ export class TaskRunner {
     }
     const lease = outcome.lease;
     const controller = new AbortController();
+    const delivery = { msg };
     this.running.set(task.taskID, controller);
+    this.deliveries.set(task.taskID, delivery);
     let lock: HeldLock | undefined;
     try {
       if (await lookups.cancel(task.taskID))
@@ -194,16 +207,17 @@ export class TaskRunner {
           return;
         }
       }
-      await this.execute(msg, task, lease, lock, controller, log);
+      await this.execute(delivery, task, lease, lock, controller, log);
     } finally {
       this.running.delete(task.taskID);
+      this.deliveries.delete(task.taskID);
       if (lock)
         await leases.unlockSession(lock).catch((err: unknown) => log.warn({ err }, "session unlock failed"));
     }
   }
 
   private async execute(
-    msg: JsMsg,
+    delivery: { msg: JsMsg },
     task: ResolvedTask,
     lease: HeldLease,
     lock: HeldLock | undefined,
@@ -213,7 +227,7 @@ export class TaskRunner {
     const { options, leases, driver } = this.d;
     const startedAt = Date.now();
     const attempt = lease.value.attempts;
-    const parent = propagation.extract(ROOT_CONTEXT, msg.headers, headerGetter);
+    const parent = propagation.extract(ROOT_CONTEXT, delivery.msg.headers, headerGetter);
     const span = this.d.tracer.startSpan(
       "opencode.task",
       { attributes: { "station.task_id": task.taskID } },
@@ -243,10 +257,11 @@ export class TaskRunner {
     const signal = AbortSignal.any([controller.signal, this.d.shutdown]);
 
     // Keep the lease alive from a timer independent of the task.
+    let renewing: Promise<unknown> = Promise.resolve();
     const keepAlive = setInterval(
       () => {
-        msg.working();
-        void Promise.all([leases.renew(lease), lock ? leases.renewSession(lock) : undefined]).catch(
+        delivery.msg.working();
+        renewing = Promise.all([leases.renew(lease), lock ? leases.renewSession(lock) : undefined]).catch(
           (err: unknown) => {
             if (err instanceof LeaseLostError) controller.abort(err);
             else log.warn({ err }, "lease renewal failed; will try again");
@@ -327,6 +342,8 @@ export class TaskRunner {
     } finally {
       clearInterval(keepAlive);
       clearTimeout(timer);
+      // A renewal still in flight would make the next compare-and-set of the lease fail.
+      await renewing;
     }
 
     // Lost lease or shutdown: someone else will (or may) run it; publish nothing more.
@@ -341,7 +358,7 @@ export class TaskRunner {
       publisher.close();
       await publisher.flush();
       await leases.settle(lease, "released").catch(() => undefined);
-      msg.nak();
+      delivery.msg.nak();
       span.end();
       return;
     }
@@ -363,7 +380,7 @@ export class TaskRunner {
       await publisher.flush();
       try {
         await leases.settle(lease, "failed", wire.error);
-        msg.nak(delay);
+        delivery.msg.nak(delay);
       } catch (err) {
         log.warn({ err }, "could not record the failed attempt");
       }
@@ -404,9 +421,9 @@ export class TaskRunner {
           reason: `failed ${attempt} times: ${wire.error}`,
           errorCode: wire.errorCode,
           attempts: attempt,
-          subject: msg.subject,
-          payload: new TextDecoder().decode(msg.data),
-          streamSeq: msg.seq,
+          subject: delivery.msg.subject,
+          payload: new TextDecoder().decode(delivery.msg.data),
+          streamSeq: delivery.msg.seq,
           workerID: options.workerID,
           deadAt: new Date().toISOString(),
         })
@@ -431,8 +448,8 @@ export class TaskRunner {
         : { code: SpanStatusCode.ERROR, message: wire?.error ?? status },
     );
     span.end();
-    if (wire && !wire.retryable && status === "error") await this.terminate(msg, wire.error);
-    else await msg.ackAck();
+    if (wire && !wire.retryable && status === "error") await this.terminate(delivery.msg, wire.error);
+    else await delivery.msg.ackAck();
   }
 
   /** Out of attempts (crashes count): dead letter, error result, terminate. */
@@ -496,7 +513,7 @@ export class TaskRunner {
     const data = JSON.stringify(this.d.redactor.redactValue(result));
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await this.d.js.publish(subject, data, { headers: h });
+        await this.d.js.publish(subject, data, { headers: h, timeout: 2_000 });
         return;
       } catch (err) {
         if (attempt >= 30) throw err;

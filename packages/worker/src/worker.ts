@@ -2,12 +2,14 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Consumer, JetStreamClient } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
+import type { ObjectStore } from "@nats-io/obj";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { trace } from "@opentelemetry/api";
 import { readFile } from "node:fs/promises";
 import type { CodingNames, WorkerState } from "@station-coding/protocol";
 import {
+  AgentContextStore,
   CancelRequest,
   DeadLetters,
   SessionStore,
@@ -118,20 +120,27 @@ export class CodingWorker {
     const tracer = trace.getTracer("station-coding-worker", WORKER_VERSION);
     const slots = new Slots(options.concurrency, options.perOrgConcurrency);
     const workersBuckets = [];
+    const stores = new Map<
+      string,
+      { context: AgentContextStore; sessions: SessionStore; artifacts: ObjectStore }
+    >();
     for (const org of options.orgs) {
       const names = codingNames({ ...raw.names, ...(org !== undefined ? { org } : {}) });
       if (options.ensureTopology) await ensureTopology(nc, names, raw.topology);
       await ensureTaskConsumer(nc, names, { ackWait: options.ackWait, maxAckPending: options.maxAckPending });
       const logger = this.logger.child(org !== undefined ? { org } : {});
+      const sessions = await SessionStore.open(nc, names);
+      const artifacts = await new Objm(nc).open(names.objectStore);
+      stores.set(org ?? "", { context: await AgentContextStore.open(nc, names), sessions, artifacts });
       const runner = new TaskRunner({
         names,
         js,
         jsm,
         leases: new Leases(await kvm.open(names.kv.leases), options.workerID, options.ackWait),
-        sessions: await SessionStore.open(nc, names),
+        sessions,
         lookups: await TaskLookups.create(nc, names),
         deadLetters: new DeadLetters(nc, names),
-        artifacts: await new Objm(nc).open(names.objectStore),
+        artifacts,
         driver: raw.driver,
         workspaces,
         options,
@@ -158,6 +167,11 @@ export class CodingWorker {
       workersBuckets.push(await kvm.open(names.kv.workers));
       this.namespaces.push({ key: org ?? "", names, runner, consumer, cancels });
     }
+    raw.driver.attach?.({
+      contextStore: (org) => stores.get(org ?? "")?.context,
+      sessionStore: (org) => stores.get(org ?? "")?.sessions,
+      objectStore: (org) => stores.get(org ?? "")?.artifacts,
+    });
     this.presence = new Presence(workersBuckets, {
       workerID: options.workerID,
       orgs: options.orgs.filter((o): o is string => o !== undefined),

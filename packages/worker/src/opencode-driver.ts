@@ -1,0 +1,600 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { createOpencodeClient } from "@opencode-ai/sdk/v2";
+import type { OpencodeClient } from "@opencode-ai/sdk/v2";
+import { trace } from "@opentelemetry/api";
+import type { Span } from "@opentelemetry/api";
+import { ErrorCodes, StationError, sessionExportKey } from "@station-coding/protocol";
+import type { EventDraft, ResolvedTask, TokenUsage } from "@station-coding/protocol";
+import type { Logger } from "pino";
+import { pino } from "pino";
+import type {
+  AgentDriver,
+  DriverRuntime,
+  OpenSessionRequest,
+  OpenedSession,
+  PromptRequest,
+  PromptResult,
+} from "./driver.js";
+import { TurnEventMapper } from "./opencode-events.js";
+import type { OpenCodeEvent } from "./opencode-events.js";
+import { OpenCodeServer } from "./opencode-server.js";
+import type { OpenCodeServerOptions } from "./opencode-server.js";
+import type { PermissionPolicy } from "./permission-policy.js";
+import { workspaceOnlyPolicy } from "./permission-policy.js";
+import { StationToolsBridge } from "./station-tools-bridge.js";
+import type { ToolScope } from "./station-tools-bridge.js";
+
+const run = promisify(execFile);
+
+/** Options of an {@link OpenCodeDriver}. */
+export interface OpenCodeDriverOptions {
+  /** Use an existing `opencode serve` at this URL instead of starting one. */
+  url?: string;
+  /** Basic-auth password of the external server. */
+  password?: string;
+  /** Options of the managed server (ignored with `url`). */
+  server?: Omit<OpenCodeServerOptions, "logger">;
+  /** How permission and question prompts are answered. @default allow inside the workspace, reject else */
+  permissionPolicy?: PermissionPolicy;
+  /** Largest tool output inlined in a `tool_end` event, in bytes. @default 16 KiB */
+  maxInlineOutput?: number;
+  /** How often the session status is polled besides the event stream (ms). @default 1000 */
+  pollInterval?: number;
+  /** How long to wait for a session to go idle after an abort (ms). @default 10_000 */
+  abortWait?: number;
+  logger?: Logger;
+}
+
+interface Turn {
+  directory: string;
+  mapper: TurnEventMapper;
+  emit: (event: EventDraft) => void;
+  wake: () => void;
+  tools: Map<string, Span>;
+}
+
+interface MessageInfo {
+  id: string;
+  role: "user" | "assistant";
+  parentID?: string;
+  cost?: number;
+  tokens?: { input: number; output: number; reasoning: number; cache: { read: number; write: number } };
+  modelID?: string;
+  providerID?: string;
+  finish?: string;
+  error?: { name?: string; data?: { message?: string; statusCode?: number; isRetryable?: boolean } };
+  time?: { created: number; completed?: number };
+}
+
+interface MessageWithParts {
+  info: MessageInfo;
+  parts: { type: string; text?: string; synthetic?: boolean; callID?: string }[];
+}
+
+/** The station tools plugin file shipped with this package. */
+export function stationToolsPluginPath(): string {
+  return fileURLToPath(new URL("../plugin/station-tools.js", import.meta.url));
+}
+
+/**
+ * Drives OpenCode through `opencode serve`: one event subscription per worker routed by session,
+ * prompts sent with `prompt_async`, every step mapped to live events, the result computed from
+ * the session's messages, permission prompts answered by policy, cancel/timeout via abort.
+ */
+export class OpenCodeDriver implements AgentDriver {
+  private client: OpencodeClient;
+  private readonly turns = new Map<string, Turn>();
+  private readonly stopEvents = new AbortController();
+  private eventLoop: Promise<void> | undefined;
+  private runtime: DriverRuntime | undefined;
+  private connected = false;
+
+  private constructor(
+    private baseUrl: string,
+    private readonly o: OpenCodeDriverOptions,
+    private readonly logger: Logger,
+    private readonly server: OpenCodeServer | undefined,
+    private readonly bridge: StationToolsBridge,
+    private readonly scopes: Map<string, ToolScope>,
+  ) {
+    this.client = this.makeClient();
+  }
+
+  /** Starts (or connects to) OpenCode and its event subscription. */
+  static async start(options: OpenCodeDriverOptions = {}): Promise<OpenCodeDriver> {
+    const logger = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? "info" });
+    const scopes = new Map<string, ToolScope>();
+    const bridge = new StationToolsBridge((id) => scopes.get(id), logger);
+    await bridge.start();
+    let server: OpenCodeServer | undefined;
+    let url = options.url;
+    if (!url) {
+      server = await OpenCodeServer.start({
+        ...options.server,
+        logger,
+        config: {
+          plugin: [`file://${stationToolsPluginPath()}`],
+          ...(options.server?.config ?? {}),
+        },
+        env: { ...options.server?.env, STATION_TOOLS_URL: bridge.url, STATION_TOOLS_TOKEN: bridge.token },
+      });
+      url = server.url;
+    }
+    const driver = new OpenCodeDriver(url, options, logger, server, bridge, scopes);
+    server?.onRestart((next) => {
+      driver.switchServer(next);
+    });
+    await driver.checkHealth();
+    driver.eventLoop = driver.followEvents();
+    return driver;
+  }
+
+  /** URL of the OpenCode server in use. */
+  get url(): string {
+    return this.baseUrl;
+  }
+
+  /** The managed server, when the driver started one. */
+  get managedServer(): OpenCodeServer | undefined {
+    return this.server;
+  }
+
+  /** Whether the event subscription is connected. */
+  get eventsConnected(): boolean {
+    return this.connected;
+  }
+
+  attach(runtime: DriverRuntime): void {
+    this.runtime = runtime;
+    this.bridge.setHandler({
+      kvGet: async (scope, key) =>
+        (await runtime.contextStore(scope.org)?.get(scope.agentID, key))?.value ?? null,
+      kvSet: async (scope, key, value, ttl) => {
+        const store = runtime.contextStore(scope.org);
+        if (!store) throw new Error("agent context store is not available");
+        await store.set(scope.agentID, key, value, ttl !== undefined ? { ttl } : {});
+      },
+      sessionInfo: async (scope) => {
+        const stored = await runtime.sessionStore(scope.org)?.get(scope.sessionName);
+        return {
+          name: scope.sessionName,
+          opencodeID: scope.opencodeID,
+          messageCount: stored?.value.messageCount ?? 0,
+          workspace: scope.workspace,
+          taskID: scope.taskID,
+        };
+      },
+    });
+  }
+
+  private makeClient(): OpencodeClient {
+    const headers = this.o.password
+      ? { authorization: `Basic ${Buffer.from(`opencode:${this.o.password}`).toString("base64")}` }
+      : this.server?.authHeaders();
+    return createOpencodeClient({ baseUrl: this.baseUrl, ...(headers ? { headers } : {}) });
+  }
+
+  private switchServer(url: string): void {
+    this.logger.warn({ url }, "opencode server restarted; reconnecting");
+    this.baseUrl = url;
+    this.client = this.makeClient();
+    // Running turns lost their server: fail them retryably.
+    for (const turn of this.turns.values()) turn.wake();
+  }
+
+  private async checkHealth(): Promise<void> {
+    const res = await this.client.global.health().catch((err: unknown) => ({ error: err, data: undefined }));
+    if (!res.data) {
+      throw new StationError(
+        ErrorCodes.AgentUnavailable,
+        `opencode server at ${this.baseUrl} is not reachable`,
+        {
+          retryable: true,
+          cause: res.error,
+        },
+      );
+    }
+  }
+
+  /** One subscription to every directory's events, routed to running turns by session id. */
+  private async followEvents(): Promise<void> {
+    const signal = this.stopEvents.signal;
+    while (!signal.aborted) {
+      try {
+        const sse = await this.client.global.event({ signal, sseMaxRetryAttempts: 1 });
+        this.connected = true;
+        for await (const item of sse.stream) {
+          const payload = (item as { payload?: OpenCodeEvent }).payload;
+          if (payload) this.route(payload);
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        this.logger.warn({ err: String(err) }, "opencode event stream failed; reconnecting");
+      }
+      this.connected = false;
+      for (const turn of this.turns.values()) turn.wake();
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
+  private route(event: OpenCodeEvent): void {
+    const p = event.properties ?? {};
+    const sessionID =
+      (p.sessionID as string | undefined) ??
+      (p.part as { sessionID?: string } | undefined)?.sessionID ??
+      (p.info as { sessionID?: string } | undefined)?.sessionID;
+    if (!sessionID) return;
+    const turn = this.turns.get(sessionID);
+    if (!turn) return;
+    switch (event.type) {
+      case "session.idle":
+        turn.wake();
+        return;
+      case "session.status":
+        if ((p.status as { type?: string } | undefined)?.type === "idle") turn.wake();
+        return;
+      case "permission.asked":
+        void this.answerPermission(turn, p);
+        return;
+      case "question.asked":
+        void this.rejectQuestion(turn, p);
+        return;
+      case "message.updated":
+        if ((p.info as MessageInfo | undefined)?.error) turn.wake();
+        return;
+      default:
+        this.traceTool(turn, event);
+        turn.mapper.handle(event);
+    }
+  }
+
+  /** Per-tool child spans with the tool's own start and end times. */
+  private traceTool(turn: Turn, event: OpenCodeEvent): void {
+    if (event.type !== "message.part.updated") return;
+    const part = event.properties.part as
+      | {
+          type?: string;
+          tool?: string;
+          callID?: string;
+          state?: { status?: string; time?: { start?: number; end?: number } };
+        }
+      | undefined;
+    if (part?.type !== "tool" || !part.callID || !part.state) return;
+    const { status, time } = part.state;
+    if (status === "running" && !turn.tools.has(part.callID)) {
+      const span = trace
+        .getTracer("station-coding-worker")
+        .startSpan(`opencode.tool.${part.tool ?? "unknown"}`, { startTime: time?.start ?? Date.now() });
+      span.setAttribute("opencode.tool.call_id", part.callID);
+      turn.tools.set(part.callID, span);
+    }
+    if ((status === "completed" || status === "error") && turn.tools.has(part.callID)) {
+      const span = turn.tools.get(part.callID);
+      span?.setAttribute("opencode.tool.status", status);
+      span?.end(time?.end ?? Date.now());
+      turn.tools.delete(part.callID);
+    }
+  }
+
+  private async answerPermission(turn: Turn, p: Record<string, unknown>): Promise<void> {
+    const ask = {
+      id: String(p.id),
+      permission: String(p.permission),
+      patterns: Array.isArray(p.patterns) ? (p.patterns as string[]) : [],
+      metadata: (p.metadata as Record<string, unknown> | undefined) ?? {},
+    };
+    const decision = (this.o.permissionPolicy ?? workspaceOnlyPolicy)(ask, turn.directory);
+    const res = await this.client.permission
+      .reply({
+        requestID: ask.id,
+        directory: turn.directory,
+        reply: decision.reply,
+        ...(decision.message ? { message: decision.message } : {}),
+      })
+      .catch((err: unknown) => ({ error: err }));
+    if (res.error)
+      this.logger.error(
+        { err: res.error, permission: ask.permission },
+        "could not answer a permission prompt",
+      );
+    turn.emit({
+      type: "permission",
+      content: decision.message ?? `${ask.permission} allowed`,
+      permission: {
+        id: ask.id,
+        kind: "permission",
+        permission: ask.permission,
+        patterns: ask.patterns,
+        decision: decision.reply,
+        ...(decision.message ? { reason: decision.message } : {}),
+      },
+    });
+  }
+
+  private async rejectQuestion(turn: Turn, p: Record<string, unknown>): Promise<void> {
+    const id = String(p.id);
+    const res = await this.client.question
+      .reject({ requestID: id, directory: turn.directory })
+      .catch((err: unknown) => ({ error: err }));
+    if (res.error) this.logger.error({ err: res.error }, "could not answer a question prompt");
+    const reason = "no human is available to answer questions in station-coding; decide and continue";
+    turn.emit({
+      type: "permission",
+      content: reason,
+      permission: { id, kind: "question", decision: "reject", reason },
+    });
+  }
+
+  async openSession(request: OpenSessionRequest): Promise<OpenedSession> {
+    const { directory, previous, task } = request;
+    if (previous) {
+      const existing = await this.client.session
+        .get({ sessionID: previous.opencodeID, directory })
+        .catch(() => undefined);
+      if (existing?.data) return { opencodeID: previous.opencodeID, reused: true };
+      if (
+        previous.exportKey &&
+        (await this.restore(task, previous.opencodeID, previous.exportKey, request.logger))
+      ) {
+        const restored = await this.client.session
+          .get({ sessionID: previous.opencodeID, directory })
+          .catch(() => undefined);
+        if (restored?.data) return { opencodeID: previous.opencodeID, reused: false, restored: true };
+      }
+    }
+    const created = await this.client.session
+      .create({ directory, title: `station ${task.session.name}` })
+      .catch((err: unknown) => ({ data: undefined, error: err }));
+    if (!created.data) {
+      throw new StationError(
+        ErrorCodes.AgentUnavailable,
+        `opencode could not create a session: ${describe(created.error)}`,
+        {
+          retryable: true,
+        },
+      );
+    }
+    return { opencodeID: created.data.id, reused: false, ...(previous ? { replaced: true } : {}) };
+  }
+
+  async prompt(request: PromptRequest): Promise<PromptResult> {
+    const { task, directory, signal, emit, session } = request;
+    const sessionID = session.opencodeID;
+    const before = await this.messages(sessionID, directory);
+    const known = new Set(before.map((m) => m.info.id));
+    let wake: () => void = () => undefined;
+    const turn: Turn = {
+      directory,
+      emit,
+      wake: () => wake(),
+      tools: new Map(),
+      mapper: new TurnEventMapper(
+        emit,
+        {
+          maxInline: this.o.maxInlineOutput ?? 16 * 1024,
+          store: (name, data) => request.storeArtifact(name, data, "tool-output"),
+        },
+        known,
+      ),
+    };
+    this.turns.set(sessionID, turn);
+    this.scopes.set(sessionID, {
+      org: this.orgOf(task),
+      agentID: task.agentID,
+      sessionName: task.session.name,
+      opencodeID: sessionID,
+      workspace: directory,
+      taskID: task.taskID,
+    });
+    try {
+      const sent = await this.client.session
+        .promptAsync({
+          sessionID,
+          directory,
+          parts: [{ type: "text", text: request.prompt }],
+          ...(task.model ? { model: task.model } : {}),
+          ...(task.agent ? { agent: task.agent } : {}),
+        })
+        .catch((err: unknown) => ({ error: err, response: undefined }));
+      if (sent.error) {
+        throw new StationError(
+          ErrorCodes.AgentUnavailable,
+          `opencode did not accept the prompt: ${describe(sent.error)}`,
+          {
+            retryable: true,
+          },
+        );
+      }
+      const interval = this.o.pollInterval ?? 1_000;
+      for (;;) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, interval);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          signal.addEventListener("abort", wake, { once: true });
+        });
+        if (signal.aborted) {
+          await this.abort(sessionID, directory);
+          throw signal.reason;
+        }
+        const done = await this.finishedTurn(sessionID, directory, known);
+        if (done) {
+          await turn.mapper.settle();
+          return this.summarize(done, turn.mapper.toolCalls);
+        }
+      }
+    } finally {
+      this.turns.delete(sessionID);
+      this.scopes.delete(sessionID);
+      for (const span of turn.tools.values()) span.end();
+    }
+  }
+
+  private orgOf(task: ResolvedTask): string | undefined {
+    const match = /^org\.([^.]+)\.coding\./.exec(task.callback.resultSubject);
+    return match?.[1];
+  }
+
+  private async messages(sessionID: string, directory: string): Promise<MessageWithParts[]> {
+    const res = await this.client.session
+      .messages({ sessionID, directory })
+      .catch((err: unknown) => ({ data: undefined, error: err }));
+    if (!res.data) {
+      throw new StationError(
+        ErrorCodes.AgentUnavailable,
+        `opencode messages of ${sessionID}: ${describe(res.error)}`,
+        {
+          retryable: true,
+        },
+      );
+    }
+    return res.data;
+  }
+
+  /** The turn's messages when the turn is over (session idle and a final assistant message), else undefined. */
+  private async finishedTurn(
+    sessionID: string,
+    directory: string,
+    known: ReadonlySet<string>,
+  ): Promise<MessageWithParts[] | undefined> {
+    const status = await this.client.session.status({ directory }).catch(() => undefined);
+    const state = (status?.data as Record<string, { type?: string }> | undefined)?.[sessionID]?.type;
+    if (state === "busy" || state === "retry") return undefined;
+    if (!status?.data && this.server && !this.connected) {
+      throw new StationError(ErrorCodes.AgentUnavailable, "lost the connection to opencode during the turn", {
+        retryable: true,
+      });
+    }
+    const fresh = (await this.messages(sessionID, directory)).filter((m) => !known.has(m.info.id));
+    const user = fresh.find((m) => m.info.role === "user");
+    if (!user) return undefined;
+    const replies = fresh.filter((m) => m.info.role === "assistant" && m.info.parentID === user.info.id);
+    const last = replies.at(-1);
+    if (!last) return undefined;
+    if (last.info.error) return replies;
+    if (!last.info.time?.completed || last.info.finish === "tool-calls") return undefined;
+    return replies;
+  }
+
+  private summarize(replies: MessageWithParts[], toolEvents: number): PromptResult {
+    const last = replies.at(-1);
+    const error = replies.map((m) => m.info.error).find(Boolean);
+    if (error && error.name !== "MessageAbortedError") {
+      const message = error.data?.message ?? error.name ?? "provider error";
+      throw new StationError(ErrorCodes.AgentError, `provider error: ${message}`, {
+        retryable: error.data?.isRetryable === true,
+      });
+    }
+    const tokens: TokenUsage = { input: 0, output: 0, reasoning: 0, cacheRead: 0, cacheWrite: 0 };
+    let cost = 0;
+    let toolCalls = 0;
+    for (const m of replies) {
+      cost += m.info.cost ?? 0;
+      tokens.input += m.info.tokens?.input ?? 0;
+      tokens.output += m.info.tokens?.output ?? 0;
+      tokens.reasoning += m.info.tokens?.reasoning ?? 0;
+      tokens.cacheRead += m.info.tokens?.cache.read ?? 0;
+      tokens.cacheWrite += m.info.tokens?.cache.write ?? 0;
+      toolCalls += m.parts.filter((p) => p.type === "tool").length;
+    }
+    const text = (last?.parts ?? [])
+      .filter((p) => p.type === "text" && !p.synthetic && typeof p.text === "string")
+      .map((p) => p.text)
+      .join("");
+    return {
+      text,
+      toolCalls: Math.max(toolCalls, toolEvents),
+      tokens,
+      cost,
+      ...(last?.info.modelID ? { model: last.info.modelID } : {}),
+      ...(last?.info.providerID ? { provider: last.info.providerID } : {}),
+      ...(last?.info.finish ? { finishReason: last.info.finish } : {}),
+      steps: replies.length,
+    };
+  }
+
+  private async abort(sessionID: string, directory: string): Promise<void> {
+    await this.client.session.abort({ sessionID, directory }).catch(() => undefined);
+    const deadline = Date.now() + (this.o.abortWait ?? 10_000);
+    while (Date.now() < deadline) {
+      const status = await this.client.session.status({ directory }).catch(() => undefined);
+      const state = (status?.data as Record<string, { type?: string }> | undefined)?.[sessionID]?.type;
+      if (status?.data && state !== "busy" && state !== "retry") return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    this.logger.warn({ sessionID }, "opencode session still busy after abort");
+  }
+
+  /** Exports the session so that another worker can restore the conversation. */
+  async afterTask(request: {
+    task: ResolvedTask;
+    session: OpenedSession;
+    directory: string;
+  }): Promise<{ exportKey?: string } | void> {
+    const store = this.runtime?.objectStore(this.orgOf(request.task));
+    if (!store || !this.server) return;
+    try {
+      const { stdout } = await run(this.server.binary, ["export", request.session.opencodeID], {
+        env: this.server.processEnv,
+        cwd: request.directory,
+        maxBuffer: 256 * 1024 * 1024,
+        timeout: 60_000,
+      });
+      const json = stdout.slice(stdout.indexOf("{"));
+      const key = sessionExportKey(request.task.session.name);
+      await store.putBlob({ name: key }, Buffer.from(json));
+      return { exportKey: key };
+    } catch (err) {
+      this.logger.warn(
+        { err: String(err) },
+        "could not export the opencode session; it can only be reused on this worker",
+      );
+      return;
+    }
+  }
+
+  private async restore(
+    task: ResolvedTask,
+    opencodeID: string,
+    exportKey: string,
+    log: Logger,
+  ): Promise<boolean> {
+    const store = this.runtime?.objectStore(this.orgOf(task));
+    if (!store || !this.server) return false;
+    const dir = await mkdtemp(join(tmpdir(), "station-import-"));
+    try {
+      const data = await store.getBlob(exportKey);
+      if (!data) return false;
+      const file = join(dir, `${opencodeID}.json`);
+      await writeFile(file, data);
+      await run(this.server.binary, ["import", file], { env: this.server.processEnv, timeout: 60_000 });
+      log.info({ opencodeID }, "restored the opencode session from its export");
+      return true;
+    } catch (err) {
+      log.warn({ err: String(err) }, "could not restore the opencode session; starting a new one");
+      return false;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.stopEvents.abort();
+    await this.eventLoop?.catch(() => undefined);
+    await this.server?.stop();
+    await this.bridge.stop();
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (err && typeof err === "object") return JSON.stringify(err).slice(0, 300);
+  return String(err);
+}

@@ -1,0 +1,148 @@
+import type { EventDraft } from "@station-coding/protocol";
+import type { ArtifactRef } from "@station-coding/protocol";
+
+/** The subset of an OpenCode event this module reads (`{type, properties}`). */
+export interface OpenCodeEvent {
+  type: string;
+  properties: Record<string, unknown>;
+}
+
+interface ToolState {
+  status: "pending" | "running" | "completed" | "error";
+  input?: Record<string, unknown>;
+  output?: string;
+  error?: string;
+  title?: string;
+  metadata?: Record<string, unknown>;
+  time?: { start?: number; end?: number };
+}
+
+interface PartLike {
+  id: string;
+  sessionID: string;
+  messageID: string;
+  type: string;
+  text?: string;
+  callID?: string;
+  tool?: string;
+  state?: ToolState;
+}
+
+/** Large tool outputs: the event keeps a head, the artifact keeps everything. */
+export interface OutputSink {
+  maxInline: number;
+  store(name: string, data: Uint8Array): Promise<ArtifactRef>;
+}
+
+/**
+ * Turns one OpenCode turn's event stream into station events, live: text and reasoning deltas
+ * (by part id, since reasoning deltas also say `field: "text"`), tool start/end by call id, and
+ * errors. Idempotent against repeated or late part updates.
+ */
+export class TurnEventMapper {
+  private readonly partTypes = new Map<string, string>();
+  private readonly emitted = new Map<string, number>();
+  private readonly toolsStarted = new Set<string>();
+  private readonly toolsEnded = new Set<string>();
+  private readonly pendingWrites: Promise<void>[] = [];
+  /** Messages of `session.error` events seen during the turn. */
+  readonly errors: string[] = [];
+
+  constructor(
+    private readonly emit: (event: EventDraft) => void,
+    private readonly sink: OutputSink,
+    private readonly ignoreMessages: ReadonlySet<string>,
+  ) {}
+
+  /** Tool calls that started in this turn. */
+  get toolCalls(): number {
+    return this.toolsStarted.size;
+  }
+
+  /** Waits for artifacts of large outputs to be stored. */
+  async settle(): Promise<void> {
+    await Promise.all(this.pendingWrites);
+  }
+
+  /** Feeds one event of this turn's session. */
+  handle(event: OpenCodeEvent): void {
+    const p = event.properties;
+    switch (event.type) {
+      case "message.part.updated":
+        this.onPart(p.part as PartLike);
+        return;
+      case "message.part.delta": {
+        const partID = String(p.partID);
+        if (this.ignoreMessages.has(String(p.messageID))) return;
+        const type = this.partTypes.get(partID);
+        if ((type === "text" || type === "reasoning") && p.field === "text" && typeof p.delta === "string") {
+          this.emitted.set(partID, (this.emitted.get(partID) ?? 0) + p.delta.length);
+          this.emit({ type: type === "text" ? "text" : "thinking", content: p.delta });
+        }
+        return;
+      }
+      case "session.error": {
+        const error = p.error as { name?: string; data?: { message?: string } } | undefined;
+        const message = error?.data?.message ?? error?.name ?? "OpenCode session error";
+        this.errors.push(message);
+        this.emit({ type: "error", content: message });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private onPart(part: PartLike): void {
+    if (!part?.id || this.ignoreMessages.has(part.messageID)) return;
+    this.partTypes.set(part.id, part.type);
+    if ((part.type === "text" || part.type === "reasoning") && typeof part.text === "string") {
+      const done = this.emitted.get(part.id) ?? 0;
+      if (part.text.length > done) {
+        this.emitted.set(part.id, part.text.length);
+        this.emit({ type: part.type === "text" ? "text" : "thinking", content: part.text.slice(done) });
+      }
+      return;
+    }
+    if (part.type === "tool" && part.callID && part.state) this.onTool(part, part.callID, part.state);
+  }
+
+  private onTool(part: PartLike, callID: string, state: ToolState): void {
+    const name = part.tool ?? "unknown";
+    if (state.status !== "pending" && !this.toolsStarted.has(callID)) {
+      this.toolsStarted.add(callID);
+      this.emit({ type: "tool_start", tool: { name, callID, args: state.input ?? {} } });
+    }
+    if ((state.status === "completed" || state.status === "error") && !this.toolsEnded.has(callID)) {
+      this.toolsEnded.add(callID);
+      const output = state.status === "completed" ? (state.output ?? "") : (state.error ?? "");
+      const duration =
+        state.time?.start !== undefined && state.time.end !== undefined
+          ? Math.max(0, state.time.end - state.time.start)
+          : undefined;
+      const exit = state.metadata?.exit;
+      const base = {
+        name,
+        callID,
+        status: state.status,
+        ...(duration !== undefined ? { duration } : {}),
+        ...(typeof exit === "number" ? { exitCode: exit } : {}),
+        ...(state.title ? { title: state.title } : {}),
+        ...(state.status === "error" ? { error: output } : {}),
+      };
+      if (Buffer.byteLength(output) <= this.sink.maxInline) {
+        this.emit({ type: "tool_end", tool: { ...base, output } });
+        return;
+      }
+      // Keep the order of events: store the full output first, then emit the truncated end.
+      const head = Buffer.from(output).subarray(0, this.sink.maxInline).toString();
+      this.pendingWrites.push(
+        this.sink.store(`tool-${callID.replace(/[^A-Za-z0-9_-]/g, "_")}.txt`, Buffer.from(output)).then(
+          (artifact) =>
+            this.emit({ type: "tool_end", tool: { ...base, output: head, truncated: true, artifact } }),
+          () => this.emit({ type: "tool_end", tool: { ...base, output: head, truncated: true } }),
+        ),
+      );
+    }
+  }
+}

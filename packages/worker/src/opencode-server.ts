@@ -1,0 +1,302 @@
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { ErrorCodes, StationError } from "@station-coding/protocol";
+import type { Logger } from "pino";
+
+/** Options of a managed `opencode serve` process. */
+export interface OpenCodeServerOptions {
+  /** opencode binary. @default the one shipped by the pinned `opencode-ai` dependency */
+  bin?: string;
+  /** Config merged over the worker's defaults (providers, models, permissions). */
+  config?: Record<string, unknown>;
+  /** Path of an opencode config file (JSON) merged over the defaults, before `config`. */
+  configFile?: string;
+  /** Directory for OpenCode's own config, data, cache and state. @default a private temp dir */
+  dataDir?: string;
+  /** HTTP basic auth password for the server (OPENCODE_SERVER_PASSWORD). */
+  password?: string;
+  /** Extra environment for the server process (provider API keys come from the worker's env). */
+  env?: Record<string, string>;
+  /** Milliseconds to wait for the server to listen and be healthy. @default 30_000 */
+  startTimeout?: number;
+  logger: Logger;
+}
+
+const DISABLE_NETWORK_FEATURES = {
+  OPENCODE_DISABLE_AUTOUPDATE: "1",
+  OPENCODE_DISABLE_MODELS_FETCH: "1",
+  OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
+  OPENCODE_DISABLE_SHARE: "1",
+  OPENCODE_DISABLE_CLAUDE_CODE: "1",
+};
+
+/** The opencode binary shipped by the `opencode-ai` package. */
+export function bundledOpenCodeBin(): string {
+  const require = createRequire(import.meta.url);
+  const pkgPath = require.resolve("opencode-ai/package.json");
+  const pkg = require(pkgPath) as { bin?: Record<string, string> | string };
+  const bin = typeof pkg.bin === "string" ? pkg.bin : (pkg.bin?.opencode ?? "bin/opencode");
+  return join(dirname(pkgPath), bin);
+}
+
+/** Deep-merges plain objects; arrays are concatenated without duplicates. */
+export function mergeConfig(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key];
+    if (Array.isArray(current) && Array.isArray(value)) {
+      out[key] = [...new Set([...(current as unknown[]), ...(value as unknown[])])];
+    } else if (isPlainObject(current) && isPlainObject(value)) {
+      out[key] = mergeConfig(current, value);
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/**
+ * A supervised `opencode serve` on loopback, with isolated config/data dirs and OpenCode's
+ * network features off. If the process dies it is started again (on a new port; `url` follows).
+ */
+export class OpenCodeServer {
+  private child: ChildProcess | undefined;
+  private currentUrl = "";
+  private stopping = false;
+  private restarts = 0;
+  private readonly listeners = new Set<(url: string) => void>();
+  private exitWaiters: (() => void)[] = [];
+
+  private constructor(
+    private readonly o: OpenCodeServerOptions,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly bin: string,
+    private readonly ownsDataDir: boolean,
+    readonly dataDir: string,
+  ) {}
+
+  /** Starts the server and waits until it answers its health check. */
+  static async start(options: OpenCodeServerOptions): Promise<OpenCodeServer> {
+    const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "station-opencode-")));
+    for (const sub of ["home", "config", "data", "cache", "state"])
+      await mkdir(join(dataDir, sub), { recursive: true });
+    let config: Record<string, unknown> = { autoupdate: false, share: "disabled" };
+    if (options.configFile) {
+      let text: string;
+      try {
+        text = await readFile(options.configFile, "utf8");
+      } catch (err) {
+        throw new StationError(
+          ErrorCodes.InvalidConfig,
+          `opencode config file ${options.configFile}: cannot be read`,
+          {
+            cause: err,
+          },
+        );
+      }
+      try {
+        config = mergeConfig(config, JSON.parse(text) as Record<string, unknown>);
+      } catch (err) {
+        throw new StationError(
+          ErrorCodes.InvalidConfig,
+          `opencode config file ${options.configFile}: not valid JSON (${(err as Error).message})`,
+          { cause: err },
+        );
+      }
+    }
+    if (options.config) config = mergeConfig(config, options.config);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...DISABLE_NETWORK_FEATURES,
+      HOME: join(dataDir, "home"),
+      XDG_CONFIG_HOME: join(dataDir, "config"),
+      XDG_DATA_HOME: join(dataDir, "data"),
+      XDG_CACHE_HOME: join(dataDir, "cache"),
+      XDG_STATE_HOME: join(dataDir, "state"),
+      OPENCODE_CONFIG_CONTENT: JSON.stringify(config),
+      ...(options.password ? { OPENCODE_SERVER_PASSWORD: options.password } : {}),
+      ...options.env,
+    };
+    const server = new OpenCodeServer(
+      options,
+      env,
+      options.bin ?? bundledOpenCodeBin(),
+      !options.dataDir,
+      dataDir,
+    );
+    await server.spawn();
+    return server;
+  }
+
+  /** Base URL of the running server, e.g. `http://127.0.0.1:41234`. */
+  get url(): string {
+    return this.currentUrl;
+  }
+
+  /** Process id of the running server. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Times the server was restarted after dying. */
+  get restartCount(): number {
+    return this.restarts;
+  }
+
+  /** Environment the server runs with (for `opencode export/import` against the same storage). */
+  get processEnv(): NodeJS.ProcessEnv {
+    return this.env;
+  }
+
+  /** The opencode binary in use. */
+  get binary(): string {
+    return this.bin;
+  }
+
+  /** Calls `listener` with the new URL whenever the server was restarted. */
+  onRestart(listener: (url: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private async spawn(): Promise<void> {
+    const log = this.o.logger;
+    const child = spawn(this.bin, ["serve", "--hostname", "127.0.0.1", "--port", "0"], {
+      env: this.env,
+      cwd: join(this.dataDir, "home"),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child = child;
+    let output = "";
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        reject(
+          new StationError(
+            ErrorCodes.AgentUnavailable,
+            `opencode serve did not start within ${this.o.startTimeout ?? 30_000}ms: ${output.slice(-500)}`,
+            { retryable: true },
+          ),
+        );
+      }, this.o.startTimeout ?? 30_000);
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = /listening on (http:\/\/[^\s]+)/.exec(output);
+        if (match?.[1]) {
+          clearTimeout(timer);
+          resolve(match[1].replace(/\/$/, ""));
+        }
+      };
+      child.stdout?.on("data", onData);
+      child.stderr?.on("data", onData);
+      child.once("error", (err) => {
+        clearTimeout(timer);
+        reject(
+          new StationError(
+            ErrorCodes.AgentUnavailable,
+            `opencode could not be started (${this.bin}): ${err.message}`,
+            {
+              cause: err,
+            },
+          ),
+        );
+      });
+      child.once("exit", (code, signal) => {
+        clearTimeout(timer);
+        reject(
+          new StationError(
+            ErrorCodes.AgentUnavailable,
+            `opencode serve exited during start (code ${code}, signal ${signal}): ${output.slice(-500)}`,
+            { retryable: true },
+          ),
+        );
+      });
+    });
+    child.stdout?.removeAllListeners("data");
+    child.stderr?.removeAllListeners("data");
+    // Keep draining output so the pipes never fill up; keep the tail for diagnostics.
+    child.stdout?.on("data", () => undefined);
+    child.stderr?.on("data", (chunk: Buffer) =>
+      log.debug({ opencode: chunk.toString().slice(0, 500) }, "opencode"),
+    );
+    child.removeAllListeners("exit");
+    child.once("exit", (code, signal) => this.onExit(child, code, signal));
+    this.currentUrl = url;
+    await this.waitHealthy();
+    log.info({ url, pid: child.pid }, "opencode server running");
+  }
+
+  private async waitHealthy(): Promise<void> {
+    const deadline = Date.now() + (this.o.startTimeout ?? 30_000);
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+      try {
+        const res = await fetch(`${this.currentUrl}/global/health`, { headers: this.authHeaders() });
+        if (res.ok) return;
+        lastError = new Error(`HTTP ${res.status}`);
+      } catch (err) {
+        lastError = err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new StationError(
+      ErrorCodes.AgentUnavailable,
+      `opencode server at ${this.currentUrl} is not healthy`,
+      {
+        cause: lastError,
+        retryable: true,
+      },
+    );
+  }
+
+  /** Basic auth header when a password is set. */
+  authHeaders(): Record<string, string> {
+    return this.o.password
+      ? { authorization: `Basic ${Buffer.from(`opencode:${this.o.password}`).toString("base64")}` }
+      : {};
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    const waiters = this.exitWaiters;
+    this.exitWaiters = [];
+    for (const resolve of waiters) resolve();
+    if (this.stopping || child !== this.child) return;
+    this.o.logger.error({ code, signal }, "opencode server died; restarting it");
+    this.restarts += 1;
+    void this.spawn()
+      .then(() => {
+        for (const listener of this.listeners) listener(this.currentUrl);
+      })
+      .catch((err: unknown) => this.o.logger.error({ err }, "opencode server restart failed"));
+  }
+
+  /** Kills the server process (for tests of the supervisor). */
+  killForTest(): void {
+    this.child?.kill("SIGKILL");
+  }
+
+  /** Stops the server and removes its private data dir (when the server created it). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    if (this.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
