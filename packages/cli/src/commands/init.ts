@@ -1,0 +1,54 @@
+import type { Command } from "commander";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
+import { readFile } from "node:fs/promises";
+import { codingNames, ensureTaskConsumer, ensureTopology } from "@station-coding/protocol";
+import { namesFromConfig } from "../config.js";
+import type { CommonFlags } from "../context.js";
+import { connectionFrom, intFlag } from "../context.js";
+
+interface InitFlags extends CommonFlags {
+  replicas?: string;
+}
+
+/** `station-coding init`: creates or checks the streams, buckets and object store. */
+export function registerInit(
+  program: Command,
+  run: (fn: () => Promise<number | void>) => Promise<void>,
+): void {
+  program
+    .command("init")
+    .description("create or check the JetStream topology (streams, KV buckets, object store)")
+    .option("--replicas <n>", "replicas for a clustered deployment", "1")
+    .action((flags: InitFlags, cmd: Command) =>
+      run(async () => {
+        const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
+        const conn = await connectionFrom(all);
+        const nc = await connect({
+          servers: conn.servers.split(","),
+          ...(conn.creds ? { authenticator: credsAuthenticator(await readFile(conn.creds)) } : {}),
+          ...(conn.user ? { user: conn.user, pass: conn.pass ?? "" } : {}),
+          ...(conn.token ? { token: conn.token } : {}),
+        });
+        try {
+          const orgs = conn.org ? conn.org.split(",").map((o) => o.trim()) : [undefined];
+          for (const org of orgs) {
+            const names = codingNames({ ...namesFromConfig(conn.config), ...(org ? { org } : {}) });
+            const report = await ensureTopology(nc, names, {
+              replicas: intFlag("--replicas", flags.replicas) ?? 1,
+            });
+            await ensureTaskConsumer(nc, names);
+            if (all.json) {
+              process.stdout.write(`${JSON.stringify({ org: org ?? null, ...report })}\n`);
+            } else {
+              const label = org ? `org ${org}` : "single-tenant";
+              for (const name of report.created) process.stdout.write(`created  ${name}\n`);
+              for (const name of report.existing) process.stdout.write(`ok       ${name}\n`);
+              process.stdout.write(`topology ready (${label})\n`);
+            }
+          }
+        } finally {
+          await nc.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,115 @@
+import type { Command } from "commander";
+import { Option } from "commander";
+import { CodingWorker, OpenCodeDriver, createLogger, SecretRedactor } from "@station-coding/worker";
+import { namesFromConfig } from "../config.js";
+import type { CommonFlags } from "../context.js";
+import { connectionFrom, durationFlag, intFlag } from "../context.js";
+
+interface WorkerFlags extends CommonFlags {
+  concurrency?: string;
+  perOrgConcurrency?: string;
+  workspaceDir?: string;
+  opencodeUrl?: string;
+  opencodePassword?: string;
+  opencodeConfig?: string;
+  ackWait?: string;
+  taskTimeout?: string;
+  maxAttempts?: string;
+  shutdownGrace?: string;
+  workerId?: string;
+}
+
+/** `station-coding worker`: runs a worker with a managed (or external) OpenCode. */
+export function registerWorker(
+  program: Command,
+  run: (fn: () => Promise<number | void>) => Promise<void>,
+): void {
+  program
+    .command("worker")
+    .description("run a worker: consume coding tasks and drive OpenCode")
+    .option(
+      "--concurrency <n>",
+      "tasks run at once (env STATION_CONCURRENCY)",
+      process.env.STATION_CONCURRENCY,
+    )
+    .option("--per-org-concurrency <n>", "tasks of one org run at once (shared workers)")
+    .option(
+      "--workspace-dir <dir>",
+      "root of the workspaces (env STATION_WORKSPACE_DIR)",
+      process.env.STATION_WORKSPACE_DIR,
+    )
+    .option(
+      "--opencode-url <url>",
+      "use this opencode serve instead of starting one (env OPENCODE_URL)",
+      process.env.OPENCODE_URL,
+    )
+    .addOption(
+      new Option("--opencode-password <password>", "basic-auth password of --opencode-url").env(
+        "OPENCODE_SERVER_PASSWORD",
+      ),
+    )
+    .option(
+      "--opencode-config <file>",
+      "opencode config (JSON) merged over the defaults: providers, models, permissions (env OPENCODE_CONFIG_FILE)",
+      process.env.OPENCODE_CONFIG_FILE,
+    )
+    .option("--ack-wait <duration>", "task lease length, e.g. 30s")
+    .option("--task-timeout <duration>", "time limit of a task that sets none, e.g. 30m")
+    .option("--max-attempts <n>", "runs before a task is dead-lettered")
+    .option("--shutdown-grace <duration>", "time in-flight tasks get to finish on SIGTERM")
+    .option("--worker-id <id>", "worker id (default: hostname-pid-random)")
+    .action((flags: WorkerFlags, cmd: Command) =>
+      run(async () => {
+        const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
+        const conn = await connectionFrom(all);
+        const w = conn.config?.coding.worker;
+        const orgs = conn.org ? conn.org.split(",").map((o) => o.trim()) : undefined;
+        const redactor = new SecretRedactor().addFromEnv();
+        const logger = createLogger(redactor, { name: "station-coding-opencode" });
+        const opencodeConfig = flags.opencodeConfig ?? conn.config?.coding.opencode?.config_file;
+        const driver = await OpenCodeDriver.start({
+          ...(flags.opencodeUrl ? { url: flags.opencodeUrl } : {}),
+          ...(flags.opencodePassword ? { password: flags.opencodePassword } : {}),
+          ...(opencodeConfig ? { server: { configFile: opencodeConfig } } : {}),
+          logger,
+        });
+        const concurrency = intFlag("--concurrency", flags.concurrency) ?? w?.concurrency;
+        const perOrg = intFlag("--per-org-concurrency", flags.perOrgConcurrency);
+        const maxAttempts = intFlag("--max-attempts", flags.maxAttempts) ?? w?.max_attempts;
+        const ackWait = durationFlag("--ack-wait", flags.ackWait) ?? w?.ack_wait;
+        const taskTimeout = durationFlag("--task-timeout", flags.taskTimeout) ?? w?.task_timeout;
+        const shutdownGrace = durationFlag("--shutdown-grace", flags.shutdownGrace) ?? w?.shutdown_grace;
+        const workspaceDir = flags.workspaceDir ?? conn.config?.coding.workspace_base_path;
+        let worker: CodingWorker;
+        try {
+          worker = await CodingWorker.start({
+            driver,
+            servers: conn.servers,
+            ...(conn.creds ? { creds: conn.creds } : {}),
+            ...(conn.user ? { user: conn.user } : {}),
+            ...(conn.pass ? { pass: conn.pass } : {}),
+            ...(conn.token ? { token: conn.token } : {}),
+            ...(orgs ? { orgs } : {}),
+            names: namesFromConfig(conn.config),
+            ...(concurrency !== undefined ? { concurrency } : {}),
+            ...(perOrg !== undefined ? { perOrgConcurrency: perOrg } : {}),
+            ...(maxAttempts !== undefined ? { maxAttempts } : {}),
+            ...(ackWait !== undefined ? { ackWait } : {}),
+            ...(taskTimeout !== undefined ? { taskTimeout } : {}),
+            ...(shutdownGrace !== undefined ? { shutdownGrace } : {}),
+            ...(workspaceDir ? { workspaceDir } : {}),
+            ...(flags.workerId ? { workerID: flags.workerId } : {}),
+          });
+        } catch (err) {
+          await driver.close();
+          throw err;
+        }
+        const stopped = new Promise<void>((resolve) => worker.handleSignals(resolve));
+        process.stderr.write(
+          `station-coding worker ${worker.workerID} running (opencode at ${driver.url})\n`,
+        );
+        await stopped;
+        return 0;
+      }),
+    );
+}

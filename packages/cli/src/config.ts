@@ -1,0 +1,105 @@
+import { readFile } from "node:fs/promises";
+import { parse } from "yaml";
+import { z } from "zod";
+import { CleanupPolicy, ErrorCodes, Name, StationError, parseWith } from "@station-coding/protocol";
+import type { CodingNamesOptions } from "@station-coding/protocol";
+
+const Duration = z.union([z.string(), z.number()]);
+
+/** The Station YAML configuration (`coding:` block), plus station-coding's own optional keys. */
+export const StationConfig = z
+  .object({
+    coding: z
+      .object({
+        backend: z.literal("opencode-nats").optional(),
+        nats: z
+          .object({
+            url: z.string().optional(),
+            creds_file: z.string().optional(),
+            subjects: z
+              .object({
+                task: z.string().optional(),
+                stream: z.string().optional(),
+                result: z.string().optional(),
+                cancel: z.string().optional(),
+              })
+              .strict()
+              .optional(),
+            kv: z
+              .object({ sessions: z.string().optional(), state: z.string().optional() })
+              .strict()
+              .optional(),
+            object_store: z.string().optional(),
+          })
+          .strict()
+          .optional(),
+        workspace_base_path: z.string().optional(),
+        cleanup_policy: CleanupPolicy.optional(),
+        git: z
+          .object({
+            token_env: z.string().optional(),
+            user_name: z.string().optional(),
+            user_email: z.string().optional(),
+          })
+          .strict()
+          .optional(),
+        org: Name.optional(),
+        worker: z
+          .object({
+            concurrency: z.number().int().positive().optional(),
+            ack_wait: Duration.optional(),
+            task_timeout: Duration.optional(),
+            max_attempts: z.number().int().positive().optional(),
+            shutdown_grace: Duration.optional(),
+          })
+          .strict()
+          .optional(),
+        opencode: z
+          .object({
+            url: z.string().optional(),
+            password_env: z.string().optional(),
+            config_file: z.string().optional(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict(),
+  })
+  .strict();
+/** The Station YAML configuration. */
+export type StationConfig = z.infer<typeof StationConfig>;
+
+/** Reads and validates a station.yaml; errors name the file and the key. */
+export async function loadConfig(path: string): Promise<StationConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch {
+    throw new StationError(ErrorCodes.InvalidConfig, `config file ${path}: cannot be read`);
+  }
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (err) {
+    throw new StationError(
+      ErrorCodes.InvalidConfig,
+      `config file ${path}: not valid YAML (${(err as Error).message})`,
+    );
+  }
+  try {
+    return parseWith(StationConfig, raw ?? {}, "config", ErrorCodes.InvalidConfig);
+  } catch (err) {
+    throw new StationError(ErrorCodes.InvalidConfig, `config file ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** Name overrides a config asks for. */
+export function namesFromConfig(config: StationConfig | undefined): Omit<CodingNamesOptions, "org"> {
+  const nats = config?.coding.nats;
+  const subjects = nats?.subjects;
+  return {
+    ...(subjects ? { subjects: { ...subjects } } : {}),
+    ...(nats?.kv ? { kv: { ...nats.kv } } : {}),
+    ...(nats?.object_store ? { objectStore: nats.object_store } : {}),
+  };
+}

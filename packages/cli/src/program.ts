@@ -1,0 +1,64 @@
+import { Command, CommanderError } from "commander";
+import { registerInit } from "./commands/init.js";
+import { registerWorker } from "./commands/worker.js";
+import { describeFailure } from "./context.js";
+import { ExitCode } from "./exit-codes.js";
+
+/** CLI version, kept in step with the packages. */
+export const CLI_VERSION = "0.1.0";
+
+/** Builds the `station-coding` program. `exit` receives the exit code when a command ends. */
+export function buildProgram(exit: (code: number) => void): Command {
+  const program = new Command();
+  let servers: string | undefined;
+  const run = async (fn: () => Promise<number | void>): Promise<void> => {
+    try {
+      servers = program.opts<{ natsUrl?: string }>().natsUrl ?? process.env.NATS_URL;
+      exit((await fn()) ?? ExitCode.Ok);
+    } catch (err) {
+      const { line, code } = describeFailure(err, servers);
+      process.stderr.write(`${line}\n`);
+      exit(code);
+    }
+  };
+  program
+    .name("station-coding")
+    .description("Hand coding tasks to OpenCode workers over NATS JetStream")
+    .version(CLI_VERSION, "-V, --version")
+    .option(
+      "--nats-url <url>",
+      "NATS server URL(s), comma-separated (default: NATS_URL, then nats://127.0.0.1:4222)",
+    )
+    .option("--creds <file>", "NATS credentials file")
+    .option("--user <user>", "NATS user")
+    .option("--password <password>", "NATS password (or NATS_PASSWORD)")
+    .option("--token <token>", "NATS token (or NATS_TOKEN)")
+    .option("--config <file>", "station.yaml configuration")
+    .option("--org <org>", "tenant org (org.<org>.coding.* subjects and -<org> buckets)")
+    .option("--json", "machine-readable output: one JSON object per line")
+    .showHelpAfterError("(add --help for usage)")
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  registerInit(program, run);
+  registerWorker(program, run);
+  return program;
+}
+
+/** Runs the CLI with `argv` (process.argv shape). */
+export async function main(argv: string[]): Promise<void> {
+  let exitCode: number | undefined;
+  const program = buildProgram((code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version exit 0; every parse error is a usage error.
+      process.exitCode = err.exitCode === 0 ? 0 : ExitCode.Usage;
+      return;
+    }
+    throw err;
+  }
+  if (exitCode !== undefined) process.exitCode = exitCode;
+}
