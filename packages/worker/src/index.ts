@@ -19,7 +19,16 @@ export { Slots } from "./slots.js";
 export { StationToolsBridge } from "./station-tools-bridge.js";
 export { ShutdownError, TaskRunner } from "./task-runner.js";
 export { CodingWorker } from "./worker.js";
-export { WorkspaceError, WorkspaceManager, isInside } from "./workspace.js";
+export { WorkspaceManager, isInside } from "./workspace.js";
+export { collectChanges, parseChangedFiles } from "./changes.js";
+export { Git, RepoState, classifyGitFailure } from "./git.js";
+export { Askpass, GitCredentials } from "./git-credentials.js";
+export { commitChanges, pushBranch } from "./git-publish.js";
+export { checkRemote, cloneRepository, sameRepositoryUrl, updateRepository } from "./git-sync.js";
+export { stageInputs } from "./input-files.js";
+export { snapshotWorkspace } from "./snapshot.js";
+export { checkGitUrl, checkRefName, checkRemoteName, checkSparsePath } from "./url-policy.js";
+export { ArtifactError, GitError, GitRefusedError, WorkspaceError } from "./workspace-errors.js";
 
 export type {
   AgentDriver,
@@ -38,4 +47,19 @@ export type { ResolvedWorkerOptions, WorkerOptions } from "./options.js";
 export type { PermissionAsk, PermissionDecision, PermissionPolicy } from "./permission-policy.js";
 export type { StationToolsHandler, ToolScope } from "./station-tools-bridge.js";
 export type { RunnerDeps, RunnerStats } from "./task-runner.js";
-export type { PreparedWorkspace } from "./workspace.js";
+export type { CollectChangesOptions, WorkspaceChanges } from "./changes.js";
+export type { GitCall, GitOutput, GitRunnerOptions } from "./git.js";
+export type { GitCredentialOptions, GitToken, SecretLookup } from "./git-credentials.js";
+export type { CommitOptions, GitAuthor, PushInfo, PushOptions } from "./git-publish.js";
+export type { SyncContext, SyncState } from "./git-sync.js";
+export type { InputFile, StageInputsOptions } from "./input-files.js";
+export type { SnapshotOptions } from "./snapshot.js";
+export type { CheckedGitUrl, GitTransport, UrlPolicyOptions } from "./url-policy.js";
+export type { GitFailureReason } from "./workspace-errors.js";
+export type {
+  FinishOutcome,
+  GitContext,
+  PreparedWorkspace,
+  WorkspaceGitOptions,
+  WorkspaceManagerOptions,
+} from "./workspace.js";

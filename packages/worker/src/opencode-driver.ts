@@ -246,6 +246,7 @@ export class OpenCodeDriver implements AgentDriver {
         return;
       case "message.updated":
         if ((p.info as MessageInfo | undefined)?.error) turn.wake();
+        turn.mapper.handle(event);
         return;
       default:
         this.traceTool(turn, event);

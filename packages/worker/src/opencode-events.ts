@@ -45,6 +45,9 @@ export class TurnEventMapper {
   private readonly toolsStarted = new Set<string>();
   private readonly toolsEnded = new Set<string>();
   private readonly pendingWrites: Promise<void>[] = [];
+  /** Role of each message seen; parts of a message whose role is not known yet wait for it. */
+  private readonly roles = new Map<string, string>();
+  private readonly waiting = new Map<string, OpenCodeEvent[]>();
   /** Messages of `session.error` events seen during the turn. */
   readonly errors: string[] = [];
 
@@ -68,12 +71,25 @@ export class TurnEventMapper {
   handle(event: OpenCodeEvent): void {
     const p = event.properties;
     switch (event.type) {
-      case "message.part.updated":
-        this.onPart(p.part as PartLike);
+      case "message.updated": {
+        const info = p.info as { id?: string; role?: string } | undefined;
+        if (!info?.id || !info.role || this.roles.has(info.id)) return;
+        this.roles.set(info.id, info.role);
+        const queued = this.waiting.get(info.id) ?? [];
+        this.waiting.delete(info.id);
+        for (const e of queued) this.handle(e);
         return;
+      }
+      case "message.part.updated": {
+        const part = p.part as PartLike;
+        if (!part?.messageID || !this.fromAssistant(part.messageID, event)) return;
+        this.onPart(part);
+        return;
+      }
       case "message.part.delta": {
         const partID = String(p.partID);
         if (this.ignoreMessages.has(String(p.messageID))) return;
+        if (!this.fromAssistant(String(p.messageID), event)) return;
         const type = this.partTypes.get(partID);
         if ((type === "text" || type === "reasoning") && p.field === "text" && typeof p.delta === "string") {
           this.emitted.set(partID, (this.emitted.get(partID) ?? 0) + p.delta.length);
@@ -91,6 +107,18 @@ export class TurnEventMapper {
       default:
         return;
     }
+  }
+
+  /** Whether the event belongs to an assistant message; queues it while the role is unknown. */
+  private fromAssistant(messageID: string, event: OpenCodeEvent): boolean {
+    const role = this.roles.get(messageID);
+    if (role === undefined) {
+      const queue = this.waiting.get(messageID) ?? [];
+      queue.push(event);
+      this.waiting.set(messageID, queue);
+      return false;
+    }
+    return role === "assistant";
   }
 
   private onPart(part: PartLike): void {

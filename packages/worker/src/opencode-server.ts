@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -41,6 +41,22 @@ export function bundledOpenCodeBin(): string {
   const pkg = require(pkgPath) as { bin?: Record<string, string> | string };
   const bin = typeof pkg.bin === "string" ? pkg.bin : (pkg.bin?.opencode ?? "bin/opencode");
   return join(dirname(pkgPath), bin);
+}
+
+/**
+ * OpenCode runs `npm install @opencode-ai/plugin` in every config directory whose lock file does
+ * not list it: that reaches the registry (no network here, and slow elsewhere) and afterwards
+ * `opencode serve` ignores SIGTERM for minutes. A lock that lists the dependency skips it; the
+ * plugin itself resolves from this package's own dependencies.
+ */
+async function seedConfigDir(dir: string): Promise<void> {
+  const require = createRequire(import.meta.url);
+  // The plugin package is released in lockstep with opencode-ai.
+  const version = (require("opencode-ai/package.json") as { version: string }).version;
+  const dependencies = { "@opencode-ai/plugin": version };
+  await mkdir(join(dir, "node_modules"), { recursive: true });
+  await writeFile(join(dir, "package.json"), JSON.stringify({ dependencies }));
+  await writeFile(join(dir, "package-lock.json"), JSON.stringify({ packages: { "": { dependencies } } }));
 }
 
 /** Deep-merges plain objects; arrays are concatenated without duplicates. */
@@ -91,6 +107,8 @@ export class OpenCodeServer {
     const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "station-opencode-")));
     for (const sub of ["home", "config", "data", "cache", "state"])
       await mkdir(join(dataDir, sub), { recursive: true });
+    await seedConfigDir(join(dataDir, "config", "opencode"));
+    await seedConfigDir(join(dataDir, "home", ".config", "opencode"));
     let config: Record<string, unknown> = { autoupdate: false, share: "disabled" };
     if (options.configFile) {
       let text: string;

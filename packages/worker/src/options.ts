@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { CodingNamesOptions, TopologyOptions } from "@station-coding/protocol";
 import {
+  CleanupPolicy,
   ErrorCodes,
   Name,
   ValidationError,
@@ -15,6 +16,7 @@ import {
 } from "@station-coding/protocol";
 import type { DestinationStream } from "pino";
 import type { AgentDriver } from "./driver.js";
+import type { WorkspaceGitOptions } from "./workspace.js";
 
 const Duration = z.union([z.number(), z.string()]);
 
@@ -64,6 +66,44 @@ const RawOptions = z.object({
   coalesceMs: z.number().int().nonnegative().max(1000).optional(),
   /** Create or check the topology at start. @default true */
   ensureTopology: z.boolean().optional(),
+  /** When workspaces are deleted. @default "on_session_end" */
+  cleanupPolicy: CleanupPolicy.optional(),
+  /** Delete workspaces unused for longer than this (0 = never sweep). @default "7d" */
+  workspaceMaxAge: Duration.optional(),
+  /** Largest total size of a task's staged inputs, in bytes. @default 64 MiB */
+  maxInputBytes: z.number().int().positive().optional(),
+  /** Git: credentials, URL policy, author and time limits. */
+  git: z
+    .object({
+      /** Env var holding the git token for single-tenant tasks. */
+      tokenEnv: z.string().optional(),
+      /** Env var holding each org's git token. */
+      tokenEnvByOrg: z.record(Name, z.string()).optional(),
+      /** Username sent with the token. @default "x-access-token" */
+      username: z.string().optional(),
+      /** Commit author name. */
+      userName: z.string().optional(),
+      /** Commit author email. */
+      userEmail: z.string().optional(),
+      /** Allow file:// and local paths as repositories. @default false */
+      allowLocalRepos: z.boolean().optional(),
+      /** Allow plain http:// repositories. @default false */
+      allowHttp: z.boolean().optional(),
+      /** Hosts repositories may come from (all when unset). */
+      allowedHosts: z.array(z.string()).optional(),
+      /** Per-org host allow-lists. */
+      allowedHostsByOrg: z.record(Name, z.array(z.string())).optional(),
+      /** Time limit of a git call. @default "60s" */
+      timeout: Duration.optional(),
+      /** Time limit of a clone. @default "10m" */
+      cloneTimeout: Duration.optional(),
+      /** Time limit of a push. @default "5m" */
+      pushTimeout: Duration.optional(),
+      /** SSH private key file for ssh:// repositories. */
+      sshKeyFile: z.string().optional(),
+    })
+    .strict()
+    .optional(),
 });
 
 /** Options of a {@link CodingWorker}; durations as ms or strings such as `"30s"`. */
@@ -110,6 +150,10 @@ export interface ResolvedWorkerOptions {
   maxInlineOutput: number;
   coalesceMs: number;
   ensureTopology: boolean;
+  cleanupPolicy: CleanupPolicy;
+  workspaceMaxAge: number;
+  maxInputBytes: number;
+  git: WorkspaceGitOptions;
 }
 
 /** Compiles raw options into resolved ones, with errors naming the option. */
@@ -163,7 +207,20 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     maxInlineOutput: o.maxInlineOutput ?? 16 * 1024,
     coalesceMs: o.coalesceMs ?? 100,
     ensureTopology: o.ensureTopology ?? true,
+    cleanupPolicy: o.cleanupPolicy ?? "on_session_end",
+    workspaceMaxAge: ms("workspaceMaxAge", o.workspaceMaxAge, "7d"),
+    maxInputBytes: o.maxInputBytes ?? 64 * 1024 * 1024,
+    git: {
+      ...withoutUndefined(o.git ?? {}),
+      timeout: ms("git.timeout", o.git?.timeout, "60s"),
+      cloneTimeout: ms("git.cloneTimeout", o.git?.cloneTimeout, "10m"),
+      pushTimeout: ms("git.pushTimeout", o.git?.pushTimeout, "5m"),
+    },
   };
+}
+
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 function defaultWorkerID(): string {

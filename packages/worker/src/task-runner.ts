@@ -6,6 +6,7 @@ import { SpanStatusCode, ROOT_CONTEXT, propagation } from "@opentelemetry/api";
 import type {
   ArtifactRef,
   CodingNames,
+  CommitInfo,
   DeadLetters,
   EventDraft,
   ResolvedTask,
@@ -21,7 +22,10 @@ import {
   StationError,
   TimeoutError,
   artifactKey,
+  inputKey,
   parseTask,
+  patchKey,
+  snapshotKey,
   recoverTaskID,
   resolveTask,
   toWireError,
@@ -34,7 +38,10 @@ import type { HeldLease, HeldLock, Leases } from "./lease.js";
 import { LeaseLostError } from "./lease.js";
 import type { ResolvedWorkerOptions } from "./options.js";
 import type { SecretRedactor } from "./redact.js";
+import type { WorkspaceChanges } from "./changes.js";
+import type { PushInfo } from "./git-publish.js";
 import type { PreparedWorkspace, WorkspaceManager } from "./workspace.js";
+import { ArtifactError } from "./workspace-errors.js";
 
 /** Abort reason used when the worker stops and hands a task back for redelivery. */
 export class ShutdownError extends StationError {
@@ -279,42 +286,68 @@ export class TaskRunner {
     let workspace: PreparedWorkspace | undefined;
     let session: OpenedSession | undefined;
     let output: PromptResult | undefined;
+    let commit: CommitInfo | undefined;
+    let pushed: PushInfo | undefined;
+    let exportKey: string | undefined;
     let failure: unknown;
     try {
       emit({ type: "task_started", content: `attempt ${attempt} on ${options.workerID}` });
       if (controller.signal.aborted) throw controller.signal.reason;
-      workspace = await this.d.workspaces.prepare(task, this.d.names.org, emit);
+      const known = await this.d.sessions.get(task.session.name);
+      if (task.op !== "code" && task.op !== "open" && known && task.workspace.name === task.session.name) {
+        // close/commit/push act on the session's own workspace, wherever it was opened.
+        task = { ...task, workspace: { ...task.workspace, name: known.value.workspaceName } };
+      }
+      workspace = await this.d.workspaces.prepare(task, this.d.names.org, emit, signal);
       throwIfAborted(signal);
-      const stored = task.session.continue ? await this.d.sessions.get(task.session.name) : undefined;
+      if (task.inputs?.length) await this.stageInputs(task, workspace);
+      const stored = task.session.continue ? known : undefined;
       const previous = stored?.value.opencodeID
         ? {
             opencodeID: stored.value.opencodeID,
             ...(stored.value.exportKey !== undefined ? { exportKey: stored.value.exportKey } : {}),
           }
         : undefined;
-      session = await withAbort(
-        driver.openSession({
-          task,
-          directory: workspace.path,
-          ...(previous ? { previous } : {}),
+      if (task.op !== "code" && task.op !== "open") {
+        // No model call: report the session as it is stored.
+        session = { opencodeID: known?.value.opencodeID ?? "", reused: true };
+      } else
+        session = await withAbort(
+          driver.openSession({
+            task,
+            directory: workspace.path,
+            ...(previous ? { previous } : {}),
+            signal,
+            emit,
+            logger: log,
+          }),
           signal,
-          emit,
-          logger: log,
-        }),
-        signal,
-        options.abortGrace,
-      );
+          options.abortGrace,
+        );
       span.setAttribute("opencode.session_id", session.opencodeID);
-      emit({
-        type: session.reused ? "session_reused" : session.restored ? "session_restored" : "session_created",
-        session: { name: task.session.name, opencodeID: session.opencodeID },
-        ...(session.replaced
-          ? {
-              content: `stored session ${previous?.opencodeID ?? ""} is not available here; a new session began`,
-            }
-          : {}),
-      });
-      if (task.op === "code") {
+      if (task.op === "code" || task.op === "open")
+        emit({
+          type: session.reused ? "session_reused" : session.restored ? "session_restored" : "session_created",
+          session: { name: task.session.name, opencodeID: session.opencodeID },
+          ...(session.replaced
+            ? {
+                content: `stored session ${previous?.opencodeID ?? ""} is not available here; a new session began`,
+              }
+            : {}),
+        });
+      if (task.op === "commit") {
+        commit = await this.d.workspaces.commit(
+          workspace,
+          { message: task.commit?.message ?? "", all: task.commit?.all ?? true },
+          { emit, signal, logger: log },
+        );
+      } else if (task.op === "push") {
+        pushed = await this.d.workspaces.push(
+          workspace,
+          { ...task.push, ...(task.workspace.git ? { git: task.workspace.git } : {}) },
+          { emit, signal, logger: log },
+        );
+      } else if (task.op === "code") {
         emit({ type: "prompt_sent", content: task.prompt ?? "" });
         const opened = session;
         const ws = workspace;
@@ -333,9 +366,13 @@ export class TaskRunner {
           options.abortGrace,
         );
       }
-      if (driver.afterTask) {
-        const after = await driver.afterTask({ task, session, directory: workspace.path });
-        if (after && after.exportKey) await this.recordExport(task, after.exportKey);
+      if (driver.afterTask && (task.op === "code" || task.op === "open")) {
+        const opened = session;
+        const ws = workspace;
+        const after = await driver
+          .afterTask({ task, session: opened, directory: ws.path })
+          .catch((err: unknown) => log.warn({ err }, "driver afterTask failed"));
+        if (after && after.exportKey) exportKey = after.exportKey;
       }
     } catch (err) {
       failure = signal.aborted ? signal.reason : err;
@@ -350,12 +387,14 @@ export class TaskRunner {
     if (failure instanceof LeaseLostError) {
       log.warn({ error: failure.message }, "lost the lease; abandoning the task without a result");
       publisher.close();
+      if (workspace) await this.d.workspaces.release(workspace).catch(() => undefined);
       span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message }).end();
       return;
     }
     if (failure instanceof ShutdownError) {
       log.info("handing the task back for redelivery (shutdown)");
       publisher.close();
+      if (workspace) await this.d.workspaces.release(workspace).catch(() => undefined);
       await publisher.flush();
       await leases.settle(lease, "released").catch(() => undefined);
       delivery.msg.nak();
@@ -378,6 +417,7 @@ export class TaskRunner {
       const delay = Math.min(options.maxRetryDelay, options.retryDelay * 2 ** (attempt - 1));
       log.warn({ error: wire.error, attempt, delay }, "retryable failure; retrying later");
       await publisher.flush();
+      if (workspace) await this.d.workspaces.release(workspace).catch(() => undefined);
       try {
         await leases.settle(lease, "failed", wire.error);
         delivery.msg.nak(delay);
@@ -388,7 +428,8 @@ export class TaskRunner {
       return;
     }
 
-    const messageCount = await this.recordSession(task, workspace, session, status, log);
+    const { changes, artifacts } = await this.collectOutputs(task, workspace, emit, log);
+    const messageCount = await this.recordSession(task, workspace, session, changes, exportKey, log);
     publisher.close();
     const result = baseResult(
       task.taskID,
@@ -400,7 +441,11 @@ export class TaskRunner {
         ...(session?.replaced ? { replaced: true } : {}),
         ...(session?.restored ? { restored: true } : {}),
       },
-      { name: task.workspace.name, path: workspace?.path ?? "" },
+      {
+        name: task.workspace.name,
+        path: workspace?.path ?? "",
+        ...(changes?.git ? { git: changes.git } : {}),
+      },
       wire,
       {
         duration: Date.now() - startedAt,
@@ -413,6 +458,12 @@ export class TaskRunner {
     );
     if (output) result.result = this.d.redactor.redact(output.text);
     if (task.metadata) result.metadata = task.metadata;
+    if (changes && (changes.files.length > 0 || changes.commits.length > 0)) {
+      result.changes = { files: changes.files, commits: changes.commits };
+    }
+    if (artifacts.length > 0) result.artifacts = artifacts;
+    if (commit) result.commit = commit;
+    if (pushed) result.push = pushed;
     if (wire && wire.retryable && status === "error") {
       await this.d.deadLetters
         .add({
@@ -439,6 +490,12 @@ export class TaskRunner {
       return;
     }
     await this.publishResult(result, lease.value.generation ?? 0);
+    if (workspace) {
+      await this.d.workspaces.finish(task, workspace, status).then(
+        (outcome) => log.debug(outcome, "workspace cleanup"),
+        (err: unknown) => log.warn({ err }, "workspace cleanup failed"),
+      );
+    }
     if (status === "error") this.d.stats.failed += 1;
     else this.d.stats.completed += 1;
     log.info({ status, duration: result.metrics.duration, events: publisher.count }, "task finished");
@@ -536,12 +593,16 @@ export class TaskRunner {
     task: ResolvedTask,
     workspace: PreparedWorkspace | undefined,
     session: OpenedSession | undefined,
-    status: TaskStatus,
+    changes: WorkspaceChanges | undefined,
+    exportKey: string | undefined,
     log: Logger,
   ): Promise<number> {
-    if (!workspace || !session) return 0;
+    if (!workspace || !session || !session.opencodeID) {
+      return (await this.d.sessions.get(task.session.name).catch(() => undefined))?.value.messageCount ?? 0;
+    }
     try {
       const now = new Date().toISOString();
+      const gitUrl = workspace.gitUrl ?? task.workspace.git?.url;
       const { value } = await this.d.sessions.update(task.session.name, (current) => {
         const same = current?.opencodeID === session.opencodeID;
         return {
@@ -556,22 +617,75 @@ export class TaskRunner {
           ...(this.d.names.org !== undefined ? { org: this.d.names.org } : {}),
           scope: task.workspace.scope,
           ...(task.workspace.scopeID !== undefined ? { scopeID: task.workspace.scopeID } : {}),
+          ...(exportKey !== undefined ? { exportKey } : {}),
+          ...(gitUrl && changes?.git
+            ? {
+                git: {
+                  url: stripCredentials(gitUrl),
+                  branch: changes.git.branch,
+                  lastCommit: changes.git.commit,
+                },
+              }
+            : {}),
           workerID: this.d.options.workerID,
           lastTaskID: task.taskID,
         };
       });
       return value.messageCount;
     } catch (err) {
-      log.error({ err, status }, "could not record the session state");
+      log.error({ err }, "could not record the session state");
       return 0;
     }
   }
 
-  private async recordExport(task: ResolvedTask, exportKey: string): Promise<void> {
-    await this.d.sessions.update(task.session.name, (current) => {
-      if (!current) throw new Error("session vanished");
-      return { ...current, exportKey };
-    });
+  /** Changed files, the patch and (on request) a snapshot, stored as artifacts. Never fails the task. */
+  private async collectOutputs(
+    task: ResolvedTask,
+    workspace: PreparedWorkspace | undefined,
+    emit: (event: EventDraft) => void,
+    log: Logger,
+  ): Promise<{ changes: WorkspaceChanges | undefined; artifacts: ArtifactRef[] }> {
+    const artifacts: ArtifactRef[] = [];
+    if (!workspace || task.op === "close") return { changes: undefined, artifacts };
+    let changes: WorkspaceChanges | undefined;
+    try {
+      changes = await this.d.workspaces.collectChanges(workspace);
+      if (changes.patch) {
+        const ref = await this.putObject(patchKey(task.taskID), changes.patch, "patch");
+        artifacts.push(ref);
+        emit({ type: "artifact", artifact: ref, content: `${changes.files.length} files changed` });
+      }
+      if (task.snapshot) {
+        const key = snapshotKey(task.session.name, new Date().toISOString().replace(/[:.]/g, "-"));
+        const ref = await this.putObject(key, await this.d.workspaces.snapshot(workspace), "snapshot");
+        artifacts.push(ref);
+        emit({ type: "artifact", artifact: ref });
+      }
+    } catch (err) {
+      log.warn({ err }, "could not collect the workspace's changes");
+    }
+    return { changes, artifacts };
+  }
+
+  /** Copies the task's staged input files from the object store into the workspace. */
+  private async stageInputs(task: ResolvedTask, workspace: PreparedWorkspace): Promise<void> {
+    const files: { name: string; data: Uint8Array }[] = [];
+    for (const name of task.inputs ?? []) {
+      const key = inputKey(task.taskID, name);
+      const data = await this.d.artifacts.getBlob(key);
+      if (!data) {
+        throw new ArtifactError(
+          `inputs ${JSON.stringify(name)}: not found in ${this.d.names.objectStore} at ${key}; upload it before publishing the task`,
+        );
+      }
+      files.push({ name, data });
+    }
+    await this.d.workspaces.stageInputs(workspace, files);
+  }
+
+  private async putObject(key: string, data: Uint8Array, kind: string): Promise<ArtifactRef> {
+    const info = await this.d.artifacts.putBlob({ name: key }, data);
+    return { bucket: this.d.names.objectStore, key, kind, size: info.size, digest: info.digest };
   }
 
   private async storeArtifact(
@@ -580,10 +694,12 @@ export class TaskRunner {
     data: Uint8Array,
     kind: string,
   ): Promise<ArtifactRef> {
-    const key = artifactKey(taskID, validateFileName("artifact name", name));
-    const info = await this.d.artifacts.putBlob({ name: key }, data);
-    return { bucket: this.d.names.objectStore, key, kind, size: info.size, digest: info.digest };
+    return this.putObject(artifactKey(taskID, validateFileName("artifact name", name)), data, kind);
   }
+}
+
+function stripCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1");
 }
 
 function throwIfAborted(signal: AbortSignal): void {

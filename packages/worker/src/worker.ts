@@ -1,6 +1,7 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Consumer, JetStreamClient } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { ObjectStore } from "@nats-io/obj";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
@@ -29,6 +30,7 @@ import { SecretRedactor } from "./redact.js";
 import { Slots } from "./slots.js";
 import { ShutdownError, TaskRunner } from "./task-runner.js";
 import type { RunnerStats } from "./task-runner.js";
+import type { SecretLookup } from "./git-credentials.js";
 import { WorkspaceManager } from "./workspace.js";
 
 interface Namespace {
@@ -59,6 +61,8 @@ export class CodingWorker {
   private presence: Presence | undefined;
   private stopping: Promise<void> | undefined;
   private signalHandlers: (() => void)[] = [];
+  private workspaces: WorkspaceManager | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -116,7 +120,35 @@ export class CodingWorker {
     const js = jetstream(nc);
     const jsm = await jetstreamManager(nc);
     const kvm = new Kvm(nc);
-    const workspaces = new WorkspaceManager(options.workspaceDir);
+    const secretBuckets = new Map<string, Promise<KV>>();
+    const getSecret: SecretLookup = async (key, org) => {
+      const bucket = codingNames({ ...raw.names, ...(org !== undefined ? { org } : {}) }).kv.secrets;
+      let kv = secretBuckets.get(bucket);
+      if (!kv) secretBuckets.set(bucket, (kv = kvm.open(bucket)));
+      const entry = await (await kv).get(key);
+      return entry && entry.operation === "PUT" ? entry.string() : undefined;
+    };
+    const workspaces = new WorkspaceManager({
+      baseDir: options.workspaceDir,
+      cleanupPolicy: options.cleanupPolicy,
+      git: options.git,
+      maxInputBytes: options.maxInputBytes,
+      getSecret,
+      redactor: this.redactor,
+      logger: this.logger.child({ component: "workspaces" }),
+    });
+    this.workspaces = workspaces;
+    if (options.workspaceMaxAge > 0) {
+      this.sweepTimer = setInterval(
+        () => {
+          workspaces
+            .sweep(options.workspaceMaxAge)
+            .catch((err: unknown) => this.logger.warn({ err }, "workspace sweep failed"));
+        },
+        Math.min(options.workspaceMaxAge, 3_600_000),
+      );
+      this.sweepTimer.unref();
+    }
     const tracer = trace.getTracer("station-coding-worker", WORKER_VERSION);
     const slots = new Slots(options.concurrency, options.perOrgConcurrency);
     const workersBuckets = [];
@@ -214,6 +246,12 @@ export class CodingWorker {
         slots.release(ns.key);
         continue;
       }
+      if (this.stopPulling.signal.aborted) {
+        // A pull issued before the stop delivered a task: hand it straight back.
+        msg.nak();
+        slots.release(ns.key);
+        break;
+      }
       const task = ns.runner.handle(msg).finally(() => {
         slots.release(ns.key);
         this.inFlight.delete(task);
@@ -259,8 +297,11 @@ export class CodingWorker {
       await Promise.all([...this.inFlight.keys()]);
     }
     await Promise.race([Promise.all(this.loops), abortableDelay(this.options.pullExpires + 1_000)]);
+    await Promise.all([...this.inFlight.keys()]);
     for (const ns of this.namespaces) ns.cancels.unsubscribe();
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.workspaces?.close();
     this.stateValue = "stopped";
     await this.beat();
     await this.raw.driver.close?.().catch((err: unknown) => this.logger.warn({ err }, "driver close failed"));

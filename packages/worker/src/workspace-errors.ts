@@ -1,0 +1,59 @@
+import type { StationErrorOptions } from "@station-coding/protocol";
+import { ErrorCodes, StationError } from "@station-coding/protocol";
+
+/** Thrown when a workspace cannot be prepared or would escape the base directory. */
+export class WorkspaceError extends StationError {
+  override name = "WorkspaceError";
+  constructor(message: string, options: StationErrorOptions = {}) {
+    super(ErrorCodes.WorkspaceError, message, options);
+  }
+}
+
+/** A git URL, ref or path refused by the URL policy before git ran. Never retryable. */
+export class GitRefusedError extends StationError {
+  override name = "GitRefusedError";
+  /** The task field that was refused, e.g. `workspace.git.url`. */
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(ErrorCodes.GitRefused, message, { retryable: false });
+    this.field = field;
+  }
+}
+
+/** Why a git call failed; decides the error code and whether a retry can help. */
+export type GitFailureReason =
+  | "unavailable"
+  | "timeout"
+  | "auth"
+  | "repository-not-found"
+  | "ref-not-found"
+  | "rejected"
+  | "conflict"
+  | "nothing-to-commit"
+  | "output-limit"
+  | "failed";
+
+/**
+ * A git call that failed. `GIT_UNAVAILABLE` (retryable) for an unreachable host or a time limit,
+ * `GIT_FAILED` (not retryable) for everything a retry cannot fix. The message never carries a token.
+ */
+export class GitError extends StationError {
+  override name = "GitError";
+  readonly reason: GitFailureReason;
+  constructor(reason: GitFailureReason, message: string, options: Pick<StationErrorOptions, "cause"> = {}) {
+    const unavailable = reason === "unavailable" || reason === "timeout";
+    super(unavailable ? ErrorCodes.GitUnavailable : ErrorCodes.GitFailed, message, {
+      ...options,
+      retryable: unavailable,
+    });
+    this.reason = reason;
+  }
+}
+
+/** A staged input, snapshot or patch could not be read or written. */
+export class ArtifactError extends StationError {
+  override name = "ArtifactError";
+  constructor(message: string, options: StationErrorOptions = {}) {
+    super(ErrorCodes.ArtifactError, message, options);
+  }
+}
