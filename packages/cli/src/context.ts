@@ -15,6 +15,19 @@ export interface CommonFlags {
   json?: boolean;
 }
 
+/** Runs a command's body: maps its return value (or failure) to an exit code and one line. */
+export type Run = (fn: () => Promise<number | void>) => Promise<void>;
+
+/** The command that re-attaches to a task, with the namespace flags that were given. */
+export function reattachCommand(flags: CommonFlags, taskID: string): string {
+  const extra = [
+    flags.natsUrl !== undefined ? ` --nats-url ${flags.natsUrl}` : "",
+    flags.config !== undefined ? ` --config ${flags.config}` : "",
+    flags.org !== undefined ? ` --org ${flags.org}` : "",
+  ].join("");
+  return `station-coding watch ${taskID}${extra}`;
+}
+
 /** Resolved connection settings: flag, then config, then environment, then default. */
 export interface Connection {
   servers: string;

@@ -1,6 +1,16 @@
 import { Command, CommanderError } from "commander";
+import { registerArtifacts } from "./commands/artifacts.js";
+import { registerCancel } from "./commands/cancel.js";
+import { registerContext } from "./commands/context.js";
+import { registerDlq } from "./commands/dlq.js";
 import { registerInit } from "./commands/init.js";
+import { registerResult } from "./commands/result.js";
+import { registerSessions } from "./commands/sessions.js";
+import { registerStatus } from "./commands/status.js";
+import { registerSubmit } from "./commands/submit.js";
+import { registerWatch } from "./commands/watch.js";
 import { registerWorker } from "./commands/worker.js";
+import type { Run } from "./context.js";
 import { describeFailure } from "./context.js";
 import { ExitCode } from "./exit-codes.js";
 
@@ -11,7 +21,7 @@ export const CLI_VERSION = "0.1.0";
 export function buildProgram(exit: (code: number) => void): Command {
   const program = new Command();
   let servers: string | undefined;
-  const run = async (fn: () => Promise<number | void>): Promise<void> => {
+  const run: Run = async (fn) => {
     try {
       servers = program.opts<{ natsUrl?: string }>().natsUrl ?? process.env.NATS_URL;
       exit((await fn()) ?? ExitCode.Ok);
@@ -36,11 +46,29 @@ export function buildProgram(exit: (code: number) => void): Command {
     .option("--config <file>", "station.yaml configuration")
     .option("--org <org>", "tenant org (org.<org>.coding.* subjects and -<org> buckets)")
     .option("--json", "machine-readable output: one JSON object per line")
-    .showHelpAfterError("(add --help for usage)")
     .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    .configureOutput({
+      writeErr: (text) => process.stderr.write(text),
+      // A parse error is one line (commander's suggestions joined in), with where to look next.
+      outputError: (text, write) => write(`${text.trim().replace(/\s*\n\s*/g, " ")} (see --help)\n`),
+    })
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 completed/ok, 1 error, 2 usage, 3 task timed out, 4 task cancelled,\n" +
+        "5 no result yet (still queued or running), 130 detached by Ctrl-C.\n" +
+        "Environment: NATS_URL, NATS_PASSWORD, NATS_TOKEN; LOG_LEVEL=debug logs the client to stderr.",
+    );
   registerInit(program, run);
   registerWorker(program, run);
+  registerSubmit(program, run);
+  registerWatch(program, run);
+  registerResult(program, run);
+  registerCancel(program, run);
+  registerStatus(program, run);
+  registerSessions(program, run);
+  registerContext(program, run);
+  registerArtifacts(program, run);
+  registerDlq(program, run);
   return program;
 }
 

@@ -333,6 +333,8 @@ export class OpenCodeDriver implements AgentDriver {
 
   async openSession(request: OpenSessionRequest): Promise<OpenedSession> {
     const { directory, previous, task } = request;
+    // A managed server being restarted after a crash is waited for, not failed against.
+    await this.server?.whenReady();
     if (previous) {
       const existing = await this.client.session
         .get({ sessionID: previous.opencodeID, directory })

@@ -93,6 +93,8 @@ export class OpenCodeServer {
   private restarts = 0;
   private readonly listeners = new Set<(url: string) => void>();
   private exitWaiters: (() => void)[] = [];
+  private ready: Promise<void> = Promise.resolve();
+  private markReady: () => void = () => undefined;
 
   private constructor(
     private readonly o: OpenCodeServerOptions,
@@ -292,11 +294,30 @@ export class OpenCodeServer {
     if (this.stopping || child !== this.child) return;
     this.o.logger.error({ code, signal }, "opencode server died; restarting it");
     this.restarts += 1;
-    void this.spawn()
-      .then(() => {
+    this.ready = new Promise((resolve) => (this.markReady = resolve));
+    void this.respawn();
+  }
+
+  /** Resolves when the server is running (at once, unless it is being restarted), or after `timeout` ms. */
+  async whenReady(timeout = 30_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.ready, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
+    clearTimeout(timer);
+  }
+
+  /** Starts the server again, retrying with a growing delay; a running task meanwhile fails retryably. */
+  private async respawn(): Promise<void> {
+    for (let attempt = 1; !this.stopping; attempt += 1) {
+      try {
+        await this.spawn();
         for (const listener of this.listeners) listener(this.currentUrl);
-      })
-      .catch((err: unknown) => this.o.logger.error({ err }, "opencode server restart failed"));
+        this.markReady();
+        return;
+      } catch (err) {
+        this.o.logger.error({ err, attempt }, "opencode server restart failed; trying again");
+        await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * attempt)));
+      }
+    }
   }
 
   /** Kills the server process (for tests of the supervisor). */

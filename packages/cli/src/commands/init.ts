@@ -1,20 +1,16 @@
 import type { Command } from "commander";
-import { connect, credsAuthenticator } from "@nats-io/transport-node";
-import { readFile } from "node:fs/promises";
 import { codingNames, ensureTaskConsumer, ensureTopology } from "@station-coding/protocol";
 import { namesFromConfig } from "../config.js";
-import type { CommonFlags } from "../context.js";
+import type { CommonFlags, Run } from "../context.js";
 import { connectionFrom, intFlag } from "../context.js";
+import { connectNats } from "../dispatcher-connection.js";
 
 interface InitFlags extends CommonFlags {
   replicas?: string;
 }
 
 /** `station-coding init`: creates or checks the streams, buckets and object store. */
-export function registerInit(
-  program: Command,
-  run: (fn: () => Promise<number | void>) => Promise<void>,
-): void {
+export function registerInit(program: Command, run: Run): void {
   program
     .command("init")
     .description("create or check the JetStream topology (streams, KV buckets, object store)")
@@ -23,19 +19,15 @@ export function registerInit(
       run(async () => {
         const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
         const conn = await connectionFrom(all);
-        const nc = await connect({
-          servers: conn.servers.split(","),
-          ...(conn.creds ? { authenticator: credsAuthenticator(await readFile(conn.creds)) } : {}),
-          ...(conn.user ? { user: conn.user, pass: conn.pass ?? "" } : {}),
-          ...(conn.token ? { token: conn.token } : {}),
-        });
+        const orgs = conn.org ? conn.org.split(",").map((o) => o.trim()) : [undefined];
+        const replicas = intFlag("--replicas", flags.replicas) ?? 1;
+        // One org: replies come on its inbox prefix, which its NATS user may be limited to.
+        const inbox = codingNames(orgs.length === 1 && orgs[0] ? { org: orgs[0] } : {}).inboxPrefix;
+        const nc = await connectNats(conn, inbox, "one-shot");
         try {
-          const orgs = conn.org ? conn.org.split(",").map((o) => o.trim()) : [undefined];
           for (const org of orgs) {
             const names = codingNames({ ...namesFromConfig(conn.config), ...(org ? { org } : {}) });
-            const report = await ensureTopology(nc, names, {
-              replicas: intFlag("--replicas", flags.replicas) ?? 1,
-            });
+            const report = await ensureTopology(nc, names, { replicas });
             await ensureTaskConsumer(nc, names);
             if (all.json) {
               process.stdout.write(`${JSON.stringify({ org: org ?? null, ...report })}\n`);

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import { CodingWorker, OpenCodeDriver, createLogger, SecretRedactor } from "@station-coding/worker";
 import { namesFromConfig } from "../config.js";
-import type { CommonFlags } from "../context.js";
+import type { CommonFlags, Run } from "../context.js";
 import { connectionFrom, durationFlag, intFlag } from "../context.js";
 
 interface WorkerFlags extends CommonFlags {
@@ -20,10 +20,7 @@ interface WorkerFlags extends CommonFlags {
 }
 
 /** `station-coding worker`: runs a worker with a managed (or external) OpenCode. */
-export function registerWorker(
-  program: Command,
-  run: (fn: () => Promise<number | void>) => Promise<void>,
-): void {
+export function registerWorker(program: Command, run: Run): void {
   program
     .command("worker")
     .description("run a worker: consume coding tasks and drive OpenCode")

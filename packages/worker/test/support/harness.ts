@@ -14,6 +14,7 @@ import {
   ensureTopology,
 } from "@station-coding/protocol";
 import { NatsServer, tempDir, waitFor } from "@station-coding/testkit";
+import type { NatsServerOptions } from "@station-coding/testkit";
 import { CodingWorker } from "@station-coding/worker";
 import type { WorkerOptions } from "@station-coding/worker";
 import { ScriptedDriver } from "./scripted-driver.js";
@@ -32,8 +33,8 @@ export interface Env {
 }
 
 /** Starts a nats-server with a temp store, connects, and creates the topology. */
-export async function startEnv(org?: string): Promise<Env> {
-  const server = await NatsServer.start();
+export async function startEnv(org?: string, serverOptions: NatsServerOptions = {}): Promise<Env> {
+  const server = await NatsServer.start(serverOptions);
   const nc = await connect({ servers: server.url });
   const names = codingNames(org ? { org } : {});
   await ensureTopology(nc, names);

@@ -2,7 +2,7 @@
 // package, pointed at the scripted OpenAI-compatible model server of the testkit.
 import type { Scenario } from "@station-coding/testkit";
 import { ScriptedModelServer } from "@station-coding/testkit";
-import { OpenCodeDriver } from "@station-coding/worker";
+import { OpenCodeDriver, mergeConfig } from "@station-coding/worker";
 import type { OpenCodeDriverOptions } from "@station-coding/worker";
 
 /** The opencode config that routes every model call to the scripted server. */
@@ -31,7 +31,7 @@ export async function startOpenCode(
     ...options,
     server: {
       ...options.server,
-      config: { ...fakeProviderConfig(model.url), ...(options.server?.config ?? {}) },
+      config: mergeConfig(fakeProviderConfig(model.url), options.server?.config ?? {}),
     },
   });
   return {

@@ -1,0 +1,137 @@
+import { readFile } from "node:fs/promises";
+import { AuthorizationError, connect, credsAuthenticator, errors } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { CodingDispatcher } from "@station-coding/dispatcher";
+import { ErrorCodes, StationError, codingNames } from "@station-coding/protocol";
+import type { Logger } from "pino";
+import { pino } from "pino";
+import { namesFromConfig } from "./config.js";
+import type { CommonFlags, Connection } from "./context.js";
+import { UsageError, connectionFrom } from "./context.js";
+
+/** Longest wait for the NATS server to answer the first connect. */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * How a command uses its connection: `one-shot` commands give up after a few reconnect attempts
+ * (a request fails rather than waiting forever); `follow` commands (`submit`, `watch`,
+ * `result --wait`) keep reconnecting, since the dispatcher's event and result waits survive it.
+ */
+export type ConnectionMode = "one-shot" | "follow";
+
+/** A dispatcher on a connection the CLI opened; `close` closes both. */
+export interface CliDispatcher {
+  dispatcher: CodingDispatcher;
+  connection: Connection;
+  close(): Promise<void>;
+}
+
+/** The dispatcher's logger: silent unless LOG_LEVEL asks for lines (pino JSON on stderr). */
+function cliLogger(): Logger {
+  const level = process.env.LOG_LEVEL ?? "silent";
+  return pino({ level, name: "station-coding" }, pino.destination({ dest: 2, sync: true }));
+}
+
+/**
+ * Connects to NATS for one command: a connect timeout, reconnects as the mode needs, and a one-line
+ * error naming the server when it cannot be reached or refuses the credentials.
+ */
+export async function connectNats(
+  conn: Connection,
+  inboxPrefix: string,
+  mode: ConnectionMode,
+): Promise<NatsConnection> {
+  let creds: Uint8Array | undefined;
+  if (conn.creds !== undefined) {
+    const path = conn.creds;
+    creds = await readFile(path).catch(() => {
+      throw new UsageError(`--creds ${path}: cannot be read`);
+    });
+  }
+  const where = `NATS at ${conn.servers}`;
+  const hint = "start nats-server -js, or pass --nats-url / set NATS_URL";
+  try {
+    return await connect({
+      servers: conn.servers.split(",").map((s) => s.trim()),
+      name: "station-coding-cli",
+      inboxPrefix,
+      timeout: CONNECT_TIMEOUT_MS,
+      maxReconnectAttempts: mode === "follow" ? -1 : 3,
+      reconnectTimeWait: 500,
+      ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
+      ...(conn.user !== undefined ? { user: conn.user, pass: conn.pass ?? "" } : {}),
+      ...(conn.token !== undefined ? { token: conn.token } : {}),
+    });
+  } catch (err) {
+    if (err instanceof AuthorizationError) {
+      throw new StationError(
+        ErrorCodes.PermissionDenied,
+        `${where} refused the credentials (check --creds, --user/--password or --token)`,
+        { cause: err },
+      );
+    }
+    if (err instanceof errors.TimeoutError) {
+      throw new StationError(
+        ErrorCodes.Internal,
+        `cannot connect to ${where}: no answer within ${CONNECT_TIMEOUT_MS / 1000}s (${hint})`,
+        { cause: err, retryable: true },
+      );
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    throw new StationError(ErrorCodes.Internal, `cannot connect to ${where}: ${message} (${hint})`, {
+      cause: err,
+      retryable: true,
+    });
+  }
+}
+
+/**
+ * Connects a dispatcher for one command from the common flags (flag, then station.yaml, then
+ * environment), creating or checking the namespace's topology.
+ */
+export async function openDispatcher(flags: CommonFlags, mode: ConnectionMode): Promise<CliDispatcher> {
+  const connection = await connectionFrom(flags);
+  const org = connection.org;
+  if (org?.includes(",")) {
+    throw new UsageError(`--org ${JSON.stringify(org)}: name one org (a list is for the worker command)`);
+  }
+  const nameOverrides = namesFromConfig(connection.config);
+  // Validates the org before anything goes on the wire.
+  const names = codingNames({ ...nameOverrides, ...(org !== undefined ? { org } : {}) });
+  const nc = await connectNats(connection, names.inboxPrefix, mode);
+  let dispatcher: CodingDispatcher;
+  try {
+    dispatcher = await CodingDispatcher.connect({
+      connection: nc,
+      names: nameOverrides,
+      ...(org !== undefined ? { org } : {}),
+      name: "station-coding-cli",
+      logger: cliLogger(),
+    });
+  } catch (err) {
+    await nc.close().catch(() => undefined);
+    throw err;
+  }
+  return {
+    dispatcher,
+    connection,
+    async close() {
+      await dispatcher.close();
+      await nc.close().catch(() => undefined);
+    },
+  };
+}
+
+/** Runs `fn` with a dispatcher and closes it afterwards, whatever happens. */
+export async function withDispatcher<T>(
+  flags: CommonFlags,
+  mode: ConnectionMode,
+  fn: (cli: CliDispatcher) => Promise<T>,
+): Promise<T> {
+  const cli = await openDispatcher(flags, mode);
+  try {
+    return await fn(cli);
+  } finally {
+    await cli.close();
+  }
+}
