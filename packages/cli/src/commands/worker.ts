@@ -1,9 +1,10 @@
 import type { Command } from "commander";
 import { Option } from "commander";
 import { CodingWorker, OpenCodeDriver, createLogger, SecretRedactor } from "@station-coding/worker";
+import { CleanupPolicy } from "@station-coding/protocol";
 import { namesFromConfig } from "../config.js";
 import type { CommonFlags, Run } from "../context.js";
-import { connectionFrom, durationFlag, intFlag } from "../context.js";
+import { UsageError, connectionFrom, durationFlag, intFlag } from "../context.js";
 
 interface WorkerFlags extends CommonFlags {
   concurrency?: string;
@@ -17,6 +18,13 @@ interface WorkerFlags extends CommonFlags {
   maxAttempts?: string;
   shutdownGrace?: string;
   workerId?: string;
+  cleanupPolicy?: string;
+  gitTokenEnv?: string;
+  gitUserName?: string;
+  gitUserEmail?: string;
+  allowLocalRepos?: boolean;
+  allowHttpRepos?: boolean;
+  allowedGitHosts?: string;
 }
 
 /** `station-coding worker`: runs a worker with a managed (or external) OpenCode. */
@@ -55,6 +63,13 @@ export function registerWorker(program: Command, run: Run): void {
     .option("--max-attempts <n>", "runs before a task is dead-lettered")
     .option("--shutdown-grace <duration>", "time in-flight tasks get to finish on SIGTERM")
     .option("--worker-id <id>", "worker id (default: hostname-pid-random)")
+    .option("--cleanup-policy <policy>", "when workspaces are deleted: on_session_end, on_success or manual")
+    .option("--git-token-env <name>", "env var holding the git token for private repositories")
+    .option("--git-user-name <name>", "author name of commits")
+    .option("--git-user-email <email>", "author email of commits")
+    .option("--allow-local-repos", "allow file:// and local paths as repositories")
+    .option("--allow-http-repos", "allow plain http:// repositories")
+    .option("--allowed-git-hosts <hosts>", "comma-separated hosts repositories may come from")
     .action((flags: WorkerFlags, cmd: Command) =>
       run(async () => {
         const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
@@ -64,12 +79,6 @@ export function registerWorker(program: Command, run: Run): void {
         const redactor = new SecretRedactor().addFromEnv();
         const logger = createLogger(redactor, { name: "station-coding-opencode" });
         const opencodeConfig = flags.opencodeConfig ?? conn.config?.coding.opencode?.config_file;
-        const driver = await OpenCodeDriver.start({
-          ...(flags.opencodeUrl ? { url: flags.opencodeUrl } : {}),
-          ...(flags.opencodePassword ? { password: flags.opencodePassword } : {}),
-          ...(opencodeConfig ? { server: { configFile: opencodeConfig } } : {}),
-          logger,
-        });
         const concurrency = intFlag("--concurrency", flags.concurrency) ?? w?.concurrency;
         const perOrg = intFlag("--per-org-concurrency", flags.perOrgConcurrency);
         const maxAttempts = intFlag("--max-attempts", flags.maxAttempts) ?? w?.max_attempts;
@@ -77,6 +86,38 @@ export function registerWorker(program: Command, run: Run): void {
         const taskTimeout = durationFlag("--task-timeout", flags.taskTimeout) ?? w?.task_timeout;
         const shutdownGrace = durationFlag("--shutdown-grace", flags.shutdownGrace) ?? w?.shutdown_grace;
         const workspaceDir = flags.workspaceDir ?? conn.config?.coding.workspace_base_path;
+        const policyFlag = flags.cleanupPolicy ?? conn.config?.coding.cleanup_policy;
+        const policy = policyFlag === undefined ? undefined : CleanupPolicy.safeParse(policyFlag);
+        if (policy && !policy.success) {
+          throw new UsageError(
+            `--cleanup-policy ${JSON.stringify(policyFlag)}: must be one of ${CleanupPolicy.options.join(", ")}`,
+          );
+        }
+        const cleanupPolicy = policy?.data;
+        const gitConfig = conn.config?.coding.git;
+        const git = {
+          ...((flags.gitTokenEnv ?? gitConfig?.token_env)
+            ? { tokenEnv: flags.gitTokenEnv ?? gitConfig?.token_env }
+            : {}),
+          ...((flags.gitUserName ?? gitConfig?.user_name)
+            ? { userName: flags.gitUserName ?? gitConfig?.user_name }
+            : {}),
+          ...((flags.gitUserEmail ?? gitConfig?.user_email)
+            ? { userEmail: flags.gitUserEmail ?? gitConfig?.user_email }
+            : {}),
+          ...(flags.allowLocalRepos ? { allowLocalRepos: true } : {}),
+          ...(flags.allowHttpRepos ? { allowHttp: true } : {}),
+          ...(flags.allowedGitHosts
+            ? { allowedHosts: flags.allowedGitHosts.split(",").map((h) => h.trim()) }
+            : {}),
+        };
+        // Flags are checked before OpenCode starts, so a typo never leaves a server behind.
+        const driver = await OpenCodeDriver.start({
+          ...(flags.opencodeUrl ? { url: flags.opencodeUrl } : {}),
+          ...(flags.opencodePassword ? { password: flags.opencodePassword } : {}),
+          ...(opencodeConfig ? { server: { configFile: opencodeConfig } } : {}),
+          logger,
+        });
         let worker: CodingWorker;
         try {
           worker = await CodingWorker.start({
@@ -95,6 +136,8 @@ export function registerWorker(program: Command, run: Run): void {
             ...(taskTimeout !== undefined ? { taskTimeout } : {}),
             ...(shutdownGrace !== undefined ? { shutdownGrace } : {}),
             ...(workspaceDir ? { workspaceDir } : {}),
+            ...(cleanupPolicy ? { cleanupPolicy } : {}),
+            git,
             ...(flags.workerId ? { workerID: flags.workerId } : {}),
           });
         } catch (err) {
