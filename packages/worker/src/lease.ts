@@ -91,6 +91,14 @@ export class Leases {
     }
   }
 
+  /** Records that a task is finished for good without a held lease (it ran out of attempts). */
+  async markDone(taskID: string, lastError: string): Promise<void> {
+    const key = `task.${taskID}`;
+    const current = decodeEntry(await this.kv.get(key), TaskLease)?.value;
+    const value: TaskLease = { ...(current ?? { taskID, attempts: 0 }), taskID, state: "done", lastError };
+    await this.kv.put(key, JSON.stringify(value));
+  }
+
   /** Extends the lease; throws {@link LeaseLostError} when another writer changed it. */
   async renew(lease: HeldLease): Promise<void> {
     await this.write(lease, { ...lease.value, expiresAt: this.now() + this.ttl });

@@ -132,6 +132,8 @@ export interface ResolvedWorkerOptions {
   pass?: string;
   token?: string;
   orgs: (string | undefined)[];
+  /** Reply subject prefix: `_INBOX` single-tenant, else {@link workerInboxPrefix} of the orgs. */
+  inboxPrefix: string;
   concurrency: number;
   perOrgConcurrency: number;
   ackWait: number;
@@ -182,13 +184,15 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
       ErrorCodes.InvalidConfig,
     );
   }
+  const orgs = o.orgs && o.orgs.length > 0 ? o.orgs : [undefined];
   return {
     servers: Array.isArray(servers) ? servers : servers.split(",").map((s) => s.trim()),
     ...(o.creds !== undefined ? { creds: o.creds } : {}),
     ...(o.user !== undefined ? { user: o.user } : {}),
     ...(o.pass !== undefined ? { pass: o.pass } : {}),
     ...(o.token !== undefined ? { token: o.token } : {}),
-    orgs: o.orgs && o.orgs.length > 0 ? o.orgs : [undefined],
+    orgs,
+    inboxPrefix: workerInboxPrefix(orgs),
     concurrency,
     perOrgConcurrency: Math.min(o.perOrgConcurrency ?? concurrency, concurrency),
     ackWait,
@@ -217,6 +221,17 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
       pushTimeout: ms("git.pushTimeout", o.git?.pushTimeout, "5m"),
     },
   };
+}
+
+/**
+ * Reply subject prefix of a worker serving `orgs`: `_INBOX_worker+<org>[+<org>…]` (sorted), so that a
+ * NATS user can be limited to the replies of workers serving the same orgs: no dispatcher (which
+ * uses `_INBOX_<org>`) and no worker of another set of orgs can subscribe to them. `+` cannot occur
+ * in an org name, so no two sets of orgs share a prefix. Single-tenant workers keep `_INBOX`.
+ */
+function workerInboxPrefix(orgs: readonly (string | undefined)[]): string {
+  const named = [...new Set(orgs.filter((org): org is string => org !== undefined))].sort();
+  return named.length === 0 ? "_INBOX" : `_INBOX_worker+${named.join("+")}`;
 }
 
 function withoutUndefined<T extends object>(value: T): T {

@@ -175,11 +175,8 @@ export class TaskRunner {
       msg.working();
       return;
     }
-    if (await lookups.result(task.taskID)) {
-      log.info("task already has a result; dropping the duplicate delivery");
-      await msg.ackAck();
-      return;
-    }
+    // Whether a task already ran is decided by its lease, never by a stored result alone: anyone
+    // allowed to publish on a result subject could otherwise make a worker drop a real task.
     const outcome = await leases.acquire(task.taskID, msg.seq, options.maxAttempts);
     switch (outcome.kind) {
       case "done":
@@ -556,6 +553,7 @@ export class TaskRunner {
       ),
       0,
     );
+    await this.d.leases.markDone(task.taskID, reason);
     this.d.stats.failed += 1;
     await this.terminate(msg, reason);
   }
@@ -570,7 +568,16 @@ export class TaskRunner {
     const data = JSON.stringify(this.d.redactor.redactValue(result));
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await this.d.js.publish(subject, data, { headers: h, timeout: 2_000 });
+        const ack = await this.d.js.publish(subject, data, { headers: h, timeout: 2_000 });
+        if (ack.duplicate) {
+          // Our own retried publish is fine; a result stored under our message id by someone else
+          // (a forged publish) must not swallow the real one.
+          const stored = await this.d.lookups.result(result.taskID).catch(() => undefined);
+          if (stored && stored.workerID !== result.workerID) {
+            h.set("Nats-Msg-Id", `${result.taskID}:result:${result.workerID ?? "worker"}:${Date.now()}`);
+            continue;
+          }
+        }
         return;
       } catch (err) {
         if (attempt >= 30) throw err;

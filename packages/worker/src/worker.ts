@@ -341,6 +341,7 @@ async function connectNats(options: ResolvedWorkerOptions, logger: Logger): Prom
   const nc = await connect({
     servers: options.servers,
     name: `station-coding-worker ${options.workerID}`,
+    inboxPrefix: options.inboxPrefix,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     ...(options.creds ? { authenticator: credsAuthenticator(await readFile(options.creds)) } : {}),

@@ -282,6 +282,28 @@ describe("bad input", () => {
     expect(result.error).toBe('session.name "a.b": must not contain "."');
     await waitFor(async () => (await queuedTasks(env)) === 0, { message: "not redelivered" });
   });
+  it("is not fooled by a forged result published before the task runs", async () => {
+    const forged = {
+      taskID: "forged",
+      status: "completed",
+      result: "forged",
+      session: { name: "forged", opencodeID: "", messageCount: 0 },
+      workspace: { name: "forged", path: "" },
+      metrics: { duration: 0, toolCalls: 0, streamEvents: 0 },
+    };
+    const h = headers();
+    h.set("Nats-Msg-Id", "forged:result");
+    await jetstream(env.nc).publish(env.names.resultSubject("forged"), JSON.stringify(forged), {
+      headers: h,
+    });
+    const worker = await startWorker(env);
+    await publishTask(env, { taskID: "forged", prompt: script({ text: "the real one" }) });
+    const real = await waitFor(async () => {
+      const r = await env.lookups.result("forged");
+      return r?.workerID === worker.workerID ? r : undefined;
+    });
+    expect(real.result).toBe("the real one");
+  });
 });
 
 describe("cancel and timeout", () => {
