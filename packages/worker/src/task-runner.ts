@@ -291,8 +291,8 @@ export class TaskRunner {
       emit({ type: "task_started", content: `attempt ${attempt} on ${options.workerID}` });
       if (controller.signal.aborted) throw controller.signal.reason;
       const known = await this.d.sessions.get(task.session.name);
-      if (task.op !== "code" && task.op !== "open" && known && task.workspace.name === task.session.name) {
-        // close/commit/push act on the session's own workspace, wherever it was opened.
+      if (task.op !== "open" && known && task.workspace.name === task.session.name) {
+        // Later tasks of a session act on the session's own workspace, wherever it was opened.
         task = { ...task, workspace: { ...task.workspace, name: known.value.workspaceName } };
       }
       workspace = await this.d.workspaces.prepare(task, this.d.names.org, emit, signal);
@@ -400,6 +400,8 @@ export class TaskRunner {
     }
 
     const wire = failure === undefined ? undefined : toWireError(failure);
+    // The error text also goes to the lease record and the dead letter, which are not redacted on the way.
+    if (wire) wire.error = this.d.redactor.redact(wire.error);
     if (wire) emit({ type: "error", content: wire.error, errorCode: wire.errorCode });
     const status: TaskStatus =
       failure === undefined
@@ -478,6 +480,13 @@ export class TaskRunner {
         .catch((err: unknown) => log.error({ err }, "could not write the dead letter"));
     }
     setSpanMetrics(span, result);
+    // Cleanup before the result: a `close` result means the workspace is gone.
+    if (workspace) {
+      await this.d.workspaces.finish(task, workspace, status).then(
+        (outcome) => log.debug(outcome, "workspace cleanup"),
+        (err: unknown) => log.warn({ err }, "workspace cleanup failed"),
+      );
+    }
     await publisher.flush();
     try {
       await leases.settle(lease, "done", wire?.error);
@@ -487,12 +496,6 @@ export class TaskRunner {
       return;
     }
     await this.publishResult(result, lease.value.generation ?? 0);
-    if (workspace) {
-      await this.d.workspaces.finish(task, workspace, status).then(
-        (outcome) => log.debug(outcome, "workspace cleanup"),
-        (err: unknown) => log.warn({ err }, "workspace cleanup failed"),
-      );
-    }
     if (status === "error") this.d.stats.failed += 1;
     else this.d.stats.completed += 1;
     log.info({ status, duration: result.metrics.duration, events: publisher.count }, "task finished");
@@ -658,7 +661,13 @@ export class TaskRunner {
     try {
       changes = await this.d.workspaces.collectChanges(workspace);
       if (changes.patch) {
-        const ref = await this.putObject(patchKey(task.taskID), changes.patch, "patch");
+        // A secret the agent wrote into a file must not reach the object store (tokens are ASCII, so
+        // a latin1 round trip keeps every other byte as it was).
+        const patch = Buffer.from(
+          this.d.redactor.redact(Buffer.from(changes.patch).toString("latin1")),
+          "latin1",
+        );
+        const ref = await this.putObject(patchKey(task.taskID), patch, "patch");
         artifacts.push(ref);
         emit({ type: "artifact", artifact: ref, content: `${changes.files.length} files changed` });
       }
