@@ -3,6 +3,7 @@ import { registerArtifacts } from "./commands/artifacts.js";
 import { registerCancel } from "./commands/cancel.js";
 import { registerContext } from "./commands/context.js";
 import { registerDlq } from "./commands/dlq.js";
+import { registerDemo } from "./commands/demo.js";
 import { registerInit } from "./commands/init.js";
 import { registerResult } from "./commands/result.js";
 import { registerSessions } from "./commands/sessions.js";
@@ -59,6 +60,7 @@ export function buildProgram(exit: (code: number) => void): Command {
         "Environment: NATS_URL, NATS_PASSWORD, NATS_TOKEN; LOG_LEVEL=debug logs the client to stderr.",
     );
   registerInit(program, run);
+  registerDemo(program, run);
   registerWorker(program, run);
   registerSubmit(program, run);
   registerWatch(program, run);

@@ -224,6 +224,7 @@ async function ensureStream(
   create: () => Promise<unknown>,
   report: TopologyReport,
   differences: string[],
+  checkReplicas: boolean,
 ): Promise<void> {
   const name = config.name ?? "";
   try {
@@ -239,7 +240,11 @@ async function ensureStream(
         if (!info) throw err;
       }
     }
-    const found = compareStream(kind, config, info.config);
+    const found = compareStream(
+      kind,
+      checkReplicas ? config : { ...config, num_replicas: undefined },
+      info.config,
+    );
     differences.push(...found);
     if (found.length === 0) report.existing.push(`${kind} ${name}`);
   } catch (err) {
@@ -266,13 +271,24 @@ export async function ensureTopology(
   options: TopologyOptions = {},
 ): Promise<TopologyReport> {
   const opts = resolveTopologyOptions(options);
+  // Replicas are checked only when the caller asks for a count: a worker or dispatcher that just
+  // wants the topology to exist must accept one that `init --replicas 3` made for a cluster.
+  const checkReplicas = options.replicas !== undefined;
   const jsm = await jetstreamManager(nc).catch((err: unknown) => rethrow("connecting to JetStream", err));
   const report: TopologyReport = { created: [], existing: [] };
   const differences: string[] = [];
   const storage = opts.storage === "memory" ? StorageType.Memory : StorageType.File;
 
   for (const config of streamConfigs(names, opts)) {
-    await ensureStream(jsm, "stream", config, () => jsm.streams.add(config), report, differences);
+    await ensureStream(
+      jsm,
+      "stream",
+      config,
+      () => jsm.streams.add(config),
+      report,
+      differences,
+      checkReplicas,
+    );
   }
 
   const kvm = new Kvm(nc);
@@ -304,6 +320,7 @@ export async function ensureTopology(
         }),
       report,
       differences,
+      checkReplicas,
     );
   }
 
@@ -315,6 +332,7 @@ export async function ensureTopology(
     () => objm.create(names.objectStore, { storage, replicas: opts.replicas }),
     report,
     differences,
+    checkReplicas,
   );
 
   if (differences.length > 0) throw new TopologyConflictError(differences);

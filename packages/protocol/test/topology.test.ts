@@ -116,6 +116,16 @@ describe("ensureTopology", () => {
     expect(after.config.retention).toBe(RetentionPolicy.Limits);
   });
 
+  it("checks replicas only when asked, so clients accept a topology made for a cluster", async () => {
+    await ensureTopology(nc, codingNames());
+    expect((await ensureTopology(nc, codingNames())).created).toEqual([]);
+    const err = (await ensureTopology(nc, codingNames(), { replicas: 2 }).catch(
+      (e: unknown) => e,
+    )) as TopologyConflictError;
+    expect(err).toBeInstanceOf(TopologyConflictError);
+    expect(err.differences).toContain("stream CODING_TASKS: num_replicas is 1, expected 2");
+  });
+
   it("reports a KV bucket with the wrong history", async () => {
     const { Kvm } = await import("@nats-io/kv");
     await new Kvm(nc).create("coding-sessions", { history: 1 });

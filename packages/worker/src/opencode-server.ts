@@ -92,7 +92,6 @@ export class OpenCodeServer {
   private stopping = false;
   private restarts = 0;
   private readonly listeners = new Set<(url: string) => void>();
-  private exitWaiters: (() => void)[] = [];
   private ready: Promise<void> = Promise.resolve();
   private markReady: () => void = () => undefined;
 
@@ -107,7 +106,7 @@ export class OpenCodeServer {
   /** Starts the server and waits until it answers its health check. */
   static async start(options: OpenCodeServerOptions): Promise<OpenCodeServer> {
     const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "station-opencode-")));
-    for (const sub of ["home", "config", "data", "cache", "state"])
+    for (const sub of ["home", "config", "data", "cache", "state", "tmp"])
       await mkdir(join(dataDir, sub), { recursive: true });
     await seedConfigDir(join(dataDir, "config", "opencode"));
     await seedConfigDir(join(dataDir, "home", ".config", "opencode"));
@@ -144,6 +143,8 @@ export class OpenCodeServer {
       XDG_DATA_HOME: join(dataDir, "data"),
       XDG_CACHE_HOME: join(dataDir, "cache"),
       XDG_STATE_HOME: join(dataDir, "state"),
+      // OpenCode unpacks native libraries into the temp dir at every start: keep them in ours.
+      TMPDIR: join(dataDir, "tmp"),
       OPENCODE_CONFIG_CONTENT: JSON.stringify(config),
       ...(options.password ? { OPENCODE_SERVER_PASSWORD: options.password } : {}),
       ...options.env,
@@ -288,9 +289,6 @@ export class OpenCodeServer {
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    const waiters = this.exitWaiters;
-    this.exitWaiters = [];
-    for (const resolve of waiters) resolve();
     if (this.stopping || child !== this.child) return;
     this.o.logger.error({ code, signal }, "opencode server died; restarting it");
     this.restarts += 1;
@@ -330,10 +328,14 @@ export class OpenCodeServer {
     this.stopping = true;
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+      // Wait on the process itself: the supervisor may be between a crash and a restart.
+      const exited = new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) resolve();
+        else child.once("exit", () => resolve());
+      });
       child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 8_000).unref())]);
       clearTimeout(timer);
     }
     if (this.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });

@@ -14,20 +14,23 @@ export function registerInit(program: Command, run: Run): void {
   program
     .command("init")
     .description("create or check the JetStream topology (streams, KV buckets, object store)")
-    .option("--replicas <n>", "replicas for a clustered deployment", "1")
+    .option(
+      "--replicas <n>",
+      "replicas for a clustered deployment (default 1; checked against existing streams when given)",
+    )
     .action((flags: InitFlags, cmd: Command) =>
       run(async () => {
         const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
         const conn = await connectionFrom(all);
         const orgs = conn.org ? conn.org.split(",").map((o) => o.trim()) : [undefined];
-        const replicas = intFlag("--replicas", flags.replicas) ?? 1;
+        const replicas = intFlag("--replicas", flags.replicas);
         // One org: replies come on its inbox prefix, which its NATS user may be limited to.
         const inbox = codingNames(orgs.length === 1 && orgs[0] ? { org: orgs[0] } : {}).inboxPrefix;
         const nc = await connectNats(conn, inbox, "one-shot");
         try {
           for (const org of orgs) {
             const names = codingNames({ ...namesFromConfig(conn.config), ...(org ? { org } : {}) });
-            const report = await ensureTopology(nc, names, { replicas });
+            const report = await ensureTopology(nc, names, replicas !== undefined ? { replicas } : {});
             await ensureTaskConsumer(nc, names);
             if (all.json) {
               process.stdout.write(`${JSON.stringify({ org: org ?? null, ...report })}\n`);
