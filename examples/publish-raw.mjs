@@ -20,7 +20,10 @@ void (async () => {
 // A request to the task subject is answered by the stream: the task is stored.
 const h = headers();
 h.set("Nats-Msg-Id", taskID);
-const ack = await nc.request("station.coding.task", JSON.stringify({ taskID, prompt }), { headers: h, timeout: 5000 });
+const ack = await nc.request("station.coding.task", JSON.stringify({ taskID, prompt }), {
+  headers: h,
+  timeout: 5000,
+});
 console.log("stored:", ack.string());
 
 for await (const m of result) {
