@@ -38,6 +38,11 @@ const RawOptions = z.object({
   ackWait: Duration.optional(),
   /** In-flight cap across all workers (consumer max_ack_pending). @default 1000 */
   maxAckPending: z.number().int().positive().optional(),
+  /**
+   * Server-side delivery cap of the task consumer; when reached, the max-deliveries advisory makes
+   * a worker dead-letter the task. -1 leaves retries to attempt counting alone. @default -1
+   */
+  maxDeliver: z.number().int().min(-1).optional(),
   /** Runs of a task before it is dead-lettered (a crash counts as a run). @default 3 */
   maxAttempts: z.number().int().positive().optional(),
   /** First retry delay, doubled per attempt. @default "1s" */
@@ -138,6 +143,7 @@ export interface ResolvedWorkerOptions {
   perOrgConcurrency: number;
   ackWait: number;
   maxAckPending: number;
+  maxDeliver: number;
   maxAttempts: number;
   retryDelay: number;
   maxRetryDelay: number;
@@ -197,6 +203,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     perOrgConcurrency: Math.min(o.perOrgConcurrency ?? concurrency, concurrency),
     ackWait,
     maxAckPending: o.maxAckPending ?? 1000,
+    maxDeliver: o.maxDeliver ?? -1,
     maxAttempts: o.maxAttempts ?? 3,
     retryDelay: ms("retryDelay", o.retryDelay, "1s"),
     maxRetryDelay: ms("maxRetryDelay", o.maxRetryDelay, "60s"),

@@ -520,6 +520,46 @@ export class TaskRunner {
     const reason = lastError
       ? `gave up after ${attempts} attempts; last error: ${lastError}`
       : `gave up after ${attempts} attempts; the worker running it stopped responding each time`;
+    await this.giveUp({ subject: msg.subject, data: msg.data, seq: msg.seq }, task, attempts, reason, log);
+    await this.terminate(msg, reason);
+  }
+
+  /**
+   * The server stopped delivering a task (the consumer's max_deliver was reached, e.g. by a task
+   * that crashes its worker each time): dead-letter it with an error result, remove it. Runs on
+   * one worker of the namespace (queue subscription to the advisory).
+   */
+  async onMaxDeliveries(streamSeq: number, deliveries: number): Promise<void> {
+    const { jsm, names } = this.d;
+    const stored = await jsm.streams.getMessage(names.streams.tasks, { seq: streamSeq }).catch(() => null);
+    if (!stored) return;
+    const drop = () => jsm.streams.deleteMessage(names.streams.tasks, streamSeq, false).catch(() => false);
+    let task: ResolvedTask;
+    try {
+      task = resolveTask(parseTask(stored.data), names);
+    } catch {
+      await drop();
+      return;
+    }
+    const log = this.d.logger.child({ taskID: task.taskID, streamSeq, deliveries });
+    const reason = `gave up after ${deliveries} deliveries (the consumer's max_deliver): the task never finished`;
+    await this.giveUp(
+      { subject: stored.subject, data: stored.data, seq: streamSeq },
+      task,
+      deliveries,
+      reason,
+      log,
+    );
+    await drop();
+  }
+
+  private async giveUp(
+    source: { subject: string; data: Uint8Array; seq: number },
+    task: ResolvedTask,
+    attempts: number,
+    reason: string,
+    log: Logger,
+  ): Promise<void> {
     log.error({ attempts }, reason);
     await this.d.deadLetters.add({
       taskID: task.taskID,
@@ -527,9 +567,9 @@ export class TaskRunner {
       reason,
       errorCode: ErrorCodes.RetriesExhausted,
       attempts,
-      subject: msg.subject,
-      payload: new TextDecoder().decode(msg.data),
-      streamSeq: msg.seq,
+      subject: source.subject,
+      payload: new TextDecoder().decode(source.data),
+      streamSeq: source.seq,
       workerID: this.d.options.workerID,
       deadAt: new Date().toISOString(),
     });
@@ -558,7 +598,6 @@ export class TaskRunner {
     );
     await this.d.leases.markDone(task.taskID, reason);
     this.d.stats.failed += 1;
-    await this.terminate(msg, reason);
   }
 
   private async publishResult(result: TaskResult, generation: number): Promise<void> {

@@ -39,6 +39,7 @@ interface Namespace {
   runner: TaskRunner;
   consumer: Consumer;
   cancels: Subscription;
+  advisories: Subscription;
 }
 
 /**
@@ -159,7 +160,11 @@ export class CodingWorker {
     for (const org of options.orgs) {
       const names = codingNames({ ...raw.names, ...(org !== undefined ? { org } : {}) });
       if (options.ensureTopology) await ensureTopology(nc, names, raw.topology);
-      await ensureTaskConsumer(nc, names, { ackWait: options.ackWait, maxAckPending: options.maxAckPending });
+      await ensureTaskConsumer(nc, names, {
+        ackWait: options.ackWait,
+        maxAckPending: options.maxAckPending,
+        maxDeliver: options.maxDeliver,
+      });
       const logger = this.logger.child(org !== undefined ? { org } : {});
       const sessions = await SessionStore.open(nc, names);
       const artifacts = await new Objm(nc).open(names.objectStore);
@@ -195,9 +200,26 @@ export class CodingWorker {
             logger.info({ taskID }, "cancel request delivered to the running task");
         },
       });
+      // One worker per namespace handles each max-deliveries advisory (queue group).
+      const advisories = nc.subscribe(
+        `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${names.streams.tasks}.${names.consumer}`,
+        {
+          queue: `station-coding-advisories-${names.streams.tasks}`,
+          callback: (err, msg) => {
+            if (err) return;
+            const advisory = safeJson(msg.data) as { stream_seq?: number; deliveries?: number } | undefined;
+            if (typeof advisory?.stream_seq !== "number") return;
+            void runner
+              .onMaxDeliveries(advisory.stream_seq, advisory.deliveries ?? 0)
+              .catch((e: unknown) =>
+                logger.error({ err: e }, "could not dead-letter a task after max deliveries"),
+              );
+          },
+        },
+      );
       const consumer = await js.consumers.get(names.streams.tasks, names.consumer);
       workersBuckets.push(await kvm.open(names.kv.workers));
-      this.namespaces.push({ key: org ?? "", names, runner, consumer, cancels });
+      this.namespaces.push({ key: org ?? "", names, runner, consumer, cancels, advisories });
     }
     raw.driver.attach?.({
       contextStore: (org) => stores.get(org ?? "")?.context,
@@ -298,7 +320,10 @@ export class CodingWorker {
     }
     await Promise.race([Promise.all(this.loops), abortableDelay(this.options.pullExpires + 1_000)]);
     await Promise.all([...this.inFlight.keys()]);
-    for (const ns of this.namespaces) ns.cancels.unsubscribe();
+    for (const ns of this.namespaces) {
+      ns.cancels.unsubscribe();
+      ns.advisories.unsubscribe();
+    }
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.workspaces?.close();

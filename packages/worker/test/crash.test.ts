@@ -82,6 +82,26 @@ describe("crash recovery with real worker processes", () => {
     expect(crashes).toHaveLength(3);
   }, 120_000);
 
+  it("dead-letters a task through the max-deliveries advisory when the consumer's max_deliver is reached", async () => {
+    await publishTask(env, { taskID: "maxed", prompt: script({ crash: true }) });
+    for (let run = 0; run < 2; run += 1) {
+      const child = await spawnWorker(env, { ackWait: 1_000, maxAttempts: 10, maxDeliver: 2 });
+      await waitFor(() => child.exitCode !== null || child.signalCode !== null, {
+        timeout: 20_000,
+        message: `delivery ${run + 1} to crash its worker`,
+      });
+    }
+    // Attempt counting alone would allow 10 runs; the server's cap of 2 deliveries ends it.
+    await startWorker(env, new ScriptedDriver(), { ackWait: 1_000, maxAttempts: 10, maxDeliver: 2 });
+    const result = await waitResult(env, "maxed", 30_000);
+    expect(result.status).toBe("error");
+    expect(result.errorCode).toBe("RETRIES_EXHAUSTED");
+    expect(result.error).toContain("max_deliver");
+    const letters = await new DeadLetters(env.nc, env.names).list();
+    expect(letters.map((l) => l.taskID)).toEqual(["maxed"]);
+    await waitFor(async () => (await queuedTasks(env)) === 0, { message: "task removed from the stream" });
+  }, 120_000);
+
   it("stops gracefully on SIGTERM: the in-flight task finishes before the process exits", async () => {
     const child = await spawnWorker(env);
     await publishTask(env, { taskID: "sigterm", prompt: script({ sleep: 800 }, { text: "clean exit" }) });
