@@ -1,6 +1,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { z } from "zod";
 import { CancelRequest, DeadLetter } from "./records.js";
 import { TaskResult } from "./result.js";
 import type { CodingNames } from "./subjects.js";
@@ -19,6 +20,20 @@ async function lastFor(
   }
 }
 
+/**
+ * A stored record, or undefined when the message is not one: anyone allowed to publish on a
+ * subject can store junk there, and junk must read as "none", not fail every lookup of the task.
+ */
+function parseStored<S extends z.ZodType>(schema: S, msg: StoredMsg | undefined): z.output<S> | undefined {
+  if (!msg) return undefined;
+  try {
+    const parsed = schema.safeParse(msg.json());
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Point lookups of stored results, cancels and dead letters by taskID. */
 export class TaskLookups {
   private constructor(
@@ -31,21 +46,21 @@ export class TaskLookups {
     return new TaskLookups(await jetstreamManager(nc), names);
   }
 
-  /** The stored result of a task, or undefined when none was published (or it aged out). */
+  /** The stored result of a task, or undefined when none was published (or it aged out, or is not a result). */
   async result(taskID: string): Promise<TaskResult | undefined> {
     const msg = await lastFor(this.jsm, this.names.streams.results, this.names.resultSubject(taskID));
-    return msg ? TaskResult.parse(msg.json()) : undefined;
+    return parseStored(TaskResult, msg);
   }
 
   /** The stored cancel request of a task, or undefined. */
   async cancel(taskID: string): Promise<CancelRequest | undefined> {
     const msg = await lastFor(this.jsm, this.names.streams.cancels, this.names.cancelSubject(taskID));
-    return msg ? CancelRequest.parse(msg.json()) : undefined;
+    return parseStored(CancelRequest, msg);
   }
 
   /** The dead letter of a task, or undefined. */
   async deadLetter(taskID: string): Promise<DeadLetter | undefined> {
     const msg = await lastFor(this.jsm, this.names.streams.dlq, this.names.dlqSubject(taskID));
-    return msg ? DeadLetter.parse(msg.json()) : undefined;
+    return parseStored(DeadLetter, msg);
   }
 }

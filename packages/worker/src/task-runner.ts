@@ -1,6 +1,7 @@
+import { JetStreamApiError } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
-import { headers } from "@nats-io/transport-node";
+import { errors as natsErrors, headers } from "@nats-io/transport-node";
 import type { Span, Tracer } from "@opentelemetry/api";
 import { SpanStatusCode, ROOT_CONTEXT, propagation } from "@opentelemetry/api";
 import type {
@@ -402,6 +403,8 @@ export class TaskRunner {
     const wire = failure === undefined ? undefined : toWireError(failure);
     // The error text also goes to the lease record and the dead letter, which are not redacted on the way.
     if (wire) wire.error = this.d.redactor.redact(wire.error);
+    // NATS itself failed (a server restart mid-task): the task may be fine, so it is retried.
+    if (wire && isNatsUnavailable(failure)) wire.retryable = true;
     if (wire) emit({ type: "error", content: wire.error, errorCode: wire.errorCode });
     const status: TaskStatus =
       failure === undefined
@@ -755,6 +758,18 @@ export class TaskRunner {
 
 function stripCredentials(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1");
+}
+
+/** A request that timed out, found no responder or lost its connection, or JetStream answering 503. */
+function isNatsUnavailable(err: unknown): boolean {
+  return (
+    err instanceof natsErrors.TimeoutError ||
+    err instanceof natsErrors.NoRespondersError ||
+    err instanceof natsErrors.RequestError ||
+    err instanceof natsErrors.ConnectionError ||
+    err instanceof natsErrors.ClosedConnectionError ||
+    (err instanceof JetStreamApiError && err.status === 503)
+  );
 }
 
 function throwIfAborted(signal: AbortSignal): void {

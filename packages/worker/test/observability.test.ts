@@ -93,14 +93,20 @@ describe("logs and secrets", () => {
     expect(everything).not.toContain(token);
     expect(everything).not.toContain(workerKey);
 
-    const lines = env.logs
-      .flatMap((chunk) => chunk.split("\n"))
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-    const finished = lines.filter((l) => l.msg === "task finished");
+    // "task finished" is logged right after the result is published: wait for both lines.
+    const finished = await waitFor(() => {
+      const lines = env.logs
+        .flatMap((chunk) => chunk.split("\n"))
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((l) => l.msg === "task finished");
+      return lines.length === 2 ? lines : undefined;
+    });
     expect(finished.map((l) => [l.taskID, l.session]).sort()).toEqual([
       ["echo", "echo"],
       ["secretive", "sec"],
     ]);
+    expect(env.logs.join("\n")).not.toContain(token);
+    expect(env.logs.join("\n")).not.toContain(workerKey);
   });
 });
