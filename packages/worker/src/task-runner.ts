@@ -498,6 +498,9 @@ export class TaskRunner {
       span.end();
       return;
     }
+    // The session is free once its state is recorded: a follow-up task need not wait for the ack.
+    if (lock)
+      await leases.unlockSession(lock).catch((err: unknown) => log.warn({ err }, "session unlock failed"));
     await this.publishResult(result, lease.value.generation ?? 0);
     if (status === "error") this.d.stats.failed += 1;
     else this.d.stats.completed += 1;
