@@ -191,7 +191,12 @@ function isNotFound(err: unknown): boolean {
 }
 
 function isAlreadyInUse(err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === 10058 || /already in use/.test(err.message));
+  // A create racing another create of the same stream is refused as "already in use" or, on
+  // nats-server 2.9, as "subjects overlap with an existing stream" (10065).
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === 10058 || err.code === 10065 || /already in use|subjects overlap/.test(err.message))
+  );
 }
 
 /** Wraps permission errors so callers get a clear, typed error instead of a timeout or a raw one. */
@@ -236,7 +241,11 @@ async function ensureStream(
         return;
       } catch (err) {
         if (!isAlreadyInUse(err)) throw err;
-        info = await streamInfo(jsm, name);
+        // The winner's stream may take a moment to show up; a real overlap with another stream never does.
+        for (let i = 0; i < 20 && !info; i += 1) {
+          info = await streamInfo(jsm, name);
+          if (!info) await new Promise((resolve) => setTimeout(resolve, 50));
+        }
         if (!info) throw err;
       }
     }
