@@ -1,3 +1,4 @@
+import { Kvm } from "@nats-io/kv";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ScriptedDriver, script, startWorker } from "../../worker/test/support/harness.js";
 import type { DispatcherEnv } from "./support/dispatcher-env.js";
@@ -61,6 +62,39 @@ describe("status", () => {
       liveness: "dead",
     });
     expect(stopped.workers[0]!.heartbeatAge).toBeGreaterThan(3 * 500);
+  });
+
+  it("answers every time while a worker's presence record is rewritten every few milliseconds", async () => {
+    // KV.keys() (an ordered push consumer) never returned when the key changed under it: a CLI
+    // `status` hung in CI while a worker heartbeated. Presence is listed from the stream's subjects.
+    const worker = await startWorker(env, new ScriptedDriver());
+    const dispatcher = await env.connect();
+    const presence = await new Kvm(env.nc).open(env.names.kv.workers);
+    const record = await until(() => presence.get(worker.workerID), "the worker's presence record");
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        await presence.put(worker.workerID, record.string());
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    })();
+    try {
+      for (let i = 0; i < 100; i += 1) {
+        const status = await Promise.race([
+          dispatcher.status(),
+          new Promise<never>((_, reject) =>
+            setTimeout(
+              () => reject(new Error(`status() call ${i} did not answer within 10s`)),
+              10_000,
+            ).unref(),
+          ),
+        ]);
+        expect(status.workers.map((w) => w.workerID)).toEqual([worker.workerID]);
+      }
+    } finally {
+      writing = false;
+      await writer;
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 import type { KV } from "@nats-io/kv";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { getJson } from "./kv-json.js";
+import { getJson, storedKeys } from "./kv-json.js";
 import { AgentContext } from "./records.js";
 import { contextKey, type CodingNames } from "./subjects.js";
 import { supportsPerKeyTTL } from "./topology.js";
@@ -21,6 +21,8 @@ export interface ContextSetOptions {
 export class AgentContextStore {
   private constructor(
     readonly kv: KV,
+    private readonly nc: NatsConnection,
+    private readonly bucket: string,
     private readonly perKeyTTL: boolean,
     private readonly now: () => number,
   ) {}
@@ -37,7 +39,7 @@ export class AgentContextStore {
       const status = await kv.status();
       perKeyTTL = (status.streamInfo.config as { allow_msg_ttl?: boolean }).allow_msg_ttl === true;
     }
-    return new AgentContextStore(kv, perKeyTTL, now);
+    return new AgentContextStore(kv, nc, names.kv.state, perKeyTTL, now);
   }
 
   /** The live entry, or undefined when absent or expired. */
@@ -87,7 +89,7 @@ export class AgentContextStore {
   async list(agentID?: string): Promise<AgentContext[]> {
     const filter = agentID === undefined ? ">" : `${contextKey(agentID, "x").slice(0, -1)}>`;
     const out: AgentContext[] = [];
-    for await (const key of await this.kv.keys(filter)) {
+    for (const key of await storedKeys(this.nc, this.bucket, filter)) {
       const [agent, name] = key.split(".");
       if (agent === undefined || name === undefined) continue;
       const entry = await this.get(agent, name).catch(() => undefined);

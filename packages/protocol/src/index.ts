@@ -49,7 +49,7 @@ export {
 } from "./records.js";
 export { AgentContextStore } from "./context-store.js";
 export { DeadLetters } from "./dead-letters.js";
-export { casUpdate, decodeEntry, getJson, isCasConflict } from "./kv-json.js";
+export { casUpdate, decodeEntry, getJson, isCasConflict, storedKeys } from "./kv-json.js";
 export { TaskLookups } from "./lookups.js";
 export { SessionStore } from "./session-store.js";
 export { ChangedFile, CommitInfo, TaskResult, TaskStatus, TokenUsage } from "./result.js";

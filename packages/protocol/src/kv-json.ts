@@ -1,5 +1,6 @@
-import { JetStreamApiError } from "@nats-io/jetstream";
+import { JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { KV, KvEntry } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { z } from "zod";
 
 /** A decoded KV value with the revision to compare-and-set against. */
@@ -12,6 +13,24 @@ export interface Versioned<T> {
 export function isCasConflict(err: unknown): boolean {
   if (err instanceof JetStreamApiError) return err.code === 10071 || err.code === 10164;
   return err instanceof Error && /wrong last sequence|key exists/i.test(err.message);
+}
+
+/**
+ * The keys of a KV bucket that have a stored message (live, deleted or purged: read each to tell),
+ * optionally matching a key filter with wildcards, sorted.
+ *
+ * Read from the stream's subject index with stream-info requests, each bounded by the request
+ * timeout. `KV.keys()` (an ordered push consumer) can wait forever when a key changes while it
+ * reads, as a worker's heartbeat does every few seconds.
+ */
+export async function storedKeys(nc: NatsConnection, bucket: string, filter = ">"): Promise<string[]> {
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
+  const prefix = `$KV.${bucket}.`;
+  const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}${filter}` });
+  return Object.keys(info.state.subjects ?? {})
+    .filter((subject) => subject.startsWith(prefix))
+    .map((subject) => subject.slice(prefix.length))
+    .sort();
 }
 
 /** Reads and validates a JSON value; deleted or purged keys read as undefined. */

@@ -1,7 +1,7 @@
 import type { KV } from "@nats-io/kv";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { casUpdate, getJson } from "./kv-json.js";
+import { casUpdate, getJson, storedKeys } from "./kv-json.js";
 import type { Versioned } from "./kv-json.js";
 import { validateName } from "./names.js";
 import { SessionState } from "./records.js";
@@ -9,11 +9,15 @@ import type { CodingNames } from "./subjects.js";
 
 /** Station coding sessions in the sessions KV bucket, keyed by session name. */
 export class SessionStore {
-  private constructor(readonly kv: KV) {}
+  private constructor(
+    readonly kv: KV,
+    private readonly nc: NatsConnection,
+    private readonly bucket: string,
+  ) {}
 
   /** Opens the sessions bucket of a namespace (the bucket must exist: see `ensureTopology`). */
   static async open(nc: NatsConnection, names: CodingNames): Promise<SessionStore> {
-    return new SessionStore(await new Kvm(nc).open(names.kv.sessions));
+    return new SessionStore(await new Kvm(nc).open(names.kv.sessions), nc, names.kv.sessions);
   }
 
   /** The session and its revision, or undefined. */
@@ -32,7 +36,7 @@ export class SessionStore {
   /** Every stored session. */
   async list(): Promise<SessionState[]> {
     const sessions: SessionState[] = [];
-    for await (const key of await this.kv.keys()) {
+    for (const key of await storedKeys(this.nc, this.bucket)) {
       const entry = await getJson(this.kv, key, SessionState).catch(() => undefined);
       if (entry) sessions.push(entry.value);
     }

@@ -1,7 +1,14 @@
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AgentContextStore, SessionStore, codingNames, ensureTopology } from "@station-coding/protocol";
+import { Kvm } from "@nats-io/kv";
+import {
+  AgentContextStore,
+  SessionStore,
+  codingNames,
+  ensureTopology,
+  storedKeys,
+} from "@station-coding/protocol";
 import type { SessionState } from "@station-coding/protocol";
 import { NatsServer, waitFor } from "@station-coding/testkit";
 
@@ -49,6 +56,37 @@ describe("SessionStore", () => {
     } finally {
       await Promise.all(connections.map((c) => c.close()));
     }
+  });
+});
+
+describe("storedKeys", () => {
+  it("lists a bucket's keys from the stream's subject index, with a filter", async () => {
+    const kv = await new Kvm(nc).open(names.kv.state);
+    await Promise.all(Array.from({ length: 1_200 }, (_, i) => kv.put(`a-${i % 3}.k${i}`, "v")));
+    await kv.delete("a-0.k0");
+    const all = await storedKeys(nc, names.kv.state);
+    expect(all).toHaveLength(1_200);
+    expect(all).toContain("a-0.k0"); // a delete marker is still a stored message: readers skip it
+    const one = await storedKeys(nc, names.kv.state, "a-1.>");
+    expect(one).toHaveLength(400);
+    expect(one.every((k) => k.startsWith("a-1."))).toBe(true);
+    expect(await storedKeys(nc, names.kv.state, "nobody.>")).toEqual([]);
+  });
+
+  it("leaves deleted and purged sessions and context entries out of the lists", async () => {
+    const sessions = await SessionStore.open(nc, names);
+    for (const name of ["a", "b", "c"]) await sessions.update(name, () => ({ ...base, sessionName: name }));
+    await sessions.delete("b");
+    expect((await sessions.list()).map((s) => s.sessionName)).toEqual(["a", "c"]);
+
+    const ctx = await AgentContextStore.open(nc, names);
+    await ctx.set("agent-1", "x", 1);
+    await ctx.set("agent-1", "y", 2);
+    await ctx.set("agent-2", "x", 3);
+    await ctx.delete("agent-1", "x");
+    await ctx.kv.purge("agent-2.x");
+    expect((await ctx.list()).map((c) => `${c.agentID}.${c.key}`)).toEqual(["agent-1.y"]);
+    expect(await ctx.list("agent-2")).toEqual([]);
   });
 });
 
