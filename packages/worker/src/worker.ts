@@ -5,7 +5,7 @@ import type { KV } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { ObjectStore } from "@nats-io/obj";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { NatsConnection, Status, Subscription } from "@nats-io/transport-node";
 import { trace } from "@opentelemetry/api";
 import { readFile } from "node:fs/promises";
 import type { CodingNames, WorkerState } from "@station-coding/protocol";
@@ -57,6 +57,8 @@ export class CodingWorker {
   private readonly stats: RunnerStats = { completed: 0, failed: 0 };
   private readonly shutdown = new AbortController();
   private readonly stopPulling = new AbortController();
+  /** Aborted (and replaced) on every reconnect: pull loops backing off after failed pulls retry at once. */
+  private reconnected = new AbortController();
   private loops: Promise<void>[] = [];
   private heartbeat: NodeJS.Timeout | undefined;
   private presence: Presence | undefined;
@@ -235,6 +237,7 @@ export class CodingWorker {
     this.stateValue = "running";
     await this.beat();
     this.heartbeat = setInterval(() => void this.beat(), options.heartbeatInterval);
+    this.watchReconnects();
     this.loops = this.namespaces.map((ns) => this.pullLoop(ns, slots, js));
     this.logger.info(
       { orgs: options.orgs, concurrency: options.concurrency, ackWait: options.ackWait },
@@ -261,7 +264,12 @@ export class CodingWorker {
         failures += 1;
         if (failures === 1 || failures % 10 === 0)
           log.warn({ err: String(err) }, "pulling tasks failed; retrying");
-        await abortableDelay(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), this.stopPulling.signal);
+        const wake = this.reconnected.signal;
+        await abortableDelay(
+          Math.min(5_000, 100 * 2 ** Math.min(failures, 6)),
+          AbortSignal.any([this.stopPulling.signal, wake]),
+        );
+        if (wake.aborted) failures = 0;
         continue;
       }
       if (!msg) {
@@ -280,6 +288,20 @@ export class CodingWorker {
       });
       this.inFlight.set(task, ns.key);
     }
+  }
+
+  /** Wakes pull loops that back off after failed pulls as soon as the connection is back. */
+  private watchReconnects(): void {
+    // nats.js's status iterator has stop(), though its declared type does not say so.
+    const status = this.nc.status() as AsyncIterable<Status> & { stop?: () => void };
+    this.stopPulling.signal.addEventListener("abort", () => status.stop?.(), { once: true });
+    void (async () => {
+      for await (const s of status) {
+        if (s.type !== "reconnect") continue;
+        this.reconnected.abort();
+        this.reconnected = new AbortController();
+      }
+    })();
   }
 
   private async beat(): Promise<void> {
