@@ -80,7 +80,8 @@ describe("7 secrets", () => {
         expect: "error",
       },
       {
-        // Fails (retryably) on every run: ends as a dead letter, which keeps the task message.
+        // Fails (retryably) on every run: ends as a dead letter, which keeps the task message
+        // without its token.
         taskID: "secret-dead-letter",
         workspace: { git: { url: inlineGit.url("app"), token: INLINE } },
         prompt: script({ text: INLINE }, { fail: { message: `provider said ${INLINE}`, retryable: true } }),
@@ -133,7 +134,9 @@ describe("7 secrets", () => {
     expect(acc.results.get("secret-inline")?.result).toContain("[REDACTED]");
     expect(acc.results.get("secret-kv")?.result).toContain("[REDACTED]");
     expect(acc.results.get("secret-wrong-token")?.errorCode).toBe("GIT_FAILED");
-    expect((await env.lookups.deadLetter("secret-dead-letter"))?.reason).toContain("[REDACTED]");
+    const letter = await env.lookups.deadLetter("secret-dead-letter");
+    expect(letter?.reason).toContain("[REDACTED]");
+    expect(letter?.gitTokenRemoved).toBe(true);
     const patch = acc.results.get("secret-in-file")?.artifacts?.find((a) => a.kind === "patch");
     const store = await new Objm(env.nc).open(env.names.objectStore);
     const text = new TextDecoder().decode((await store.getBlob(patch?.key ?? "")) ?? new Uint8Array());

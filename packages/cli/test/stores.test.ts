@@ -5,18 +5,35 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ArtifactRef, DeadLetter, SessionState } from "@station-coding/protocol";
 import { tempDir, uniqueName } from "@station-coding/testkit";
+import { GitServer } from "../../worker/test/support/git-server.js";
 import type { Env } from "../../worker/test/support/harness.js";
-import { ScriptedDriver, script, startEnv, startWorker } from "../../worker/test/support/harness.js";
+import {
+  ScriptedDriver,
+  publishTask,
+  script,
+  startEnv,
+  startWorker,
+  waitResult,
+} from "../../worker/test/support/harness.js";
 import { Cli, linesOf } from "./support/cli.js";
 
+const GIT_TOKEN = "ghp_clidlqtokenvalue1234567890abcdef";
 let env: Env;
 let cli: Cli;
 let dir: string;
+let git: GitServer;
 
 beforeAll(async () => {
   env = await startEnv();
+  git = await GitServer.start({ token: GIT_TOKEN });
+  await git.createRepo("app", { "README.md": "# app\n" });
   // One attempt: a retryable failure is dead-lettered at once.
-  await startWorker(env, new ScriptedDriver(), { concurrency: 2, maxAttempts: 1, shutdownGrace: 1_000 });
+  await startWorker(env, new ScriptedDriver(), {
+    concurrency: 2,
+    maxAttempts: 1,
+    shutdownGrace: 1_000,
+    git: { allowHttp: true },
+  });
   cli = new Cli(env.server.url);
   dir = await tempDir("cli-stores");
 });
@@ -25,6 +42,7 @@ afterEach(async () => {
 });
 afterAll(async () => {
   await env?.close();
+  await git?.[Symbol.asyncDispose]();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -156,5 +174,32 @@ describe("dlq", () => {
     expect(result.stdout).toContain("fine now");
     const after = await cli.run(["dlq", "ls", "--json"]);
     expect(jsonLines<DeadLetter>(after.stdout).map((l) => l.taskID)).not.toContain(id);
+  });
+
+  it("shows that a task's inline git token was removed, and replays it with --git-token-env", async () => {
+    const id = uniqueName("dead-private");
+    await publishTask(env, {
+      taskID: id,
+      workspace: { git: { url: git.url("app"), token: GIT_TOKEN } },
+      prompt: script({ fail: { message: "flaky provider", retryable: true }, times: 1 }, { text: "cloned" }),
+    });
+    expect((await waitResult(env, id)).status).toBe("error");
+    const ls = await cli.run(["dlq", "ls"]);
+    expect(ls.stdout).toMatch(new RegExp(`${id}\\s+1\\s+AGENT_ERROR\\s+\\S+\\s+\\[git token removed\\] `));
+    expect(ls.stdout).not.toContain(GIT_TOKEN);
+    expect((await cli.run(["dlq", "ls", "--json"])).stdout).not.toContain(GIT_TOKEN);
+
+    const refused = await cli.run(["dlq", "replay", id]);
+    expect(refused.code).toBe(1);
+    expect(linesOf(refused.stderr)).toEqual([
+      expect.stringContaining(`dead letter for task ${id}: the task carried an inline git token`),
+    ]);
+    const replay = await cli.run(["dlq", "replay", id, "--git-token-env", "REPLAY_GIT_TOKEN"], {
+      env: { REPLAY_GIT_TOKEN: GIT_TOKEN },
+    });
+    expect(replay.code, replay.stderr).toBe(0);
+    const result = await cli.run(["result", id, "--wait", "--wait-timeout", "20s"]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toContain("cloned");
   });
 });

@@ -105,6 +105,18 @@ describe("usage errors exit 2 with one line", () => {
     expect(await failsWith(["submit", "hi", "--task-id", "x y"], 2)).toContain('--task-id "x y"');
   });
 
+  it("names conflicting or missing git credentials of dlq replay", async () => {
+    expect(await failsWith(["dlq", "replay", "t1", "--token-from-kv", "k", "--git-token-env", "T"], 2)).toBe(
+      "error: give --token-from-kv or --git-token-env, not both",
+    );
+    expect(await failsWith(["dlq", "replay", "t1", "--git-token-env", "STATION_TEST_UNSET_TOKEN"], 2)).toBe(
+      "error: --git-token-env STATION_TEST_UNSET_TOKEN: that environment variable is not set",
+    );
+    expect(await failsWith(["dlq", "replay", "t1", "--token-from-kv", "a/b"], 2)).toContain(
+      "--token-from-kv",
+    );
+  });
+
   it("names an unknown key of --config station.yaml", async () => {
     const config = join(dir, "station.yaml");
     await writeFile(config, "coding:\n  nats:\n    url: nats://127.0.0.1:4222\n    bogus_key: 1\n");

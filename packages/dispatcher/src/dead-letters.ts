@@ -1,4 +1,4 @@
-import type { DeadLetter, DeadLetters } from "@station-coding/protocol";
+import type { DeadLetter, DeadLetters, ReplayCredentials } from "@station-coding/protocol";
 import { validateName } from "@station-coding/protocol";
 import { guarded } from "./errors.js";
 
@@ -15,9 +15,13 @@ export class DeadLettersApi {
   /**
    * Runs a dead task again: clears its result, dead letter and retry count and republishes the
    * original message. Follow it with `dispatcher.task(taskID)`.
+   *
+   * A task that carried an inline git token (`workspace.git.token`) lost it when it was
+   * dead-lettered (`letter.gitTokenRemoved`): pass `credentials` (a secrets-bucket key, or the
+   * token) or the replay is refused before anything changes.
    */
-  async replay(taskID: string): Promise<DeadLetter> {
+  async replay(taskID: string, credentials: ReplayCredentials = {}): Promise<DeadLetter> {
     validateName("taskID", taskID);
-    return guarded(`replaying dead letter ${taskID}`, () => this.letters.replay(taskID));
+    return guarded(`replaying dead letter ${taskID}`, () => this.letters.replay(taskID, credentials));
   }
 }

@@ -27,6 +27,7 @@ export type {
 export type { TaskPhase } from "./errors.js";
 export type { DispatcherOptions, ResolvedDispatcherOptions } from "./options.js";
 export type { DispatcherStatus, TaskConsumerStatus, WorkerStatus } from "./status.js";
+export type { ReplayCredentials } from "@station-coding/protocol";
 export type { EventsOptions } from "./task-events.js";
 export type { ResultOptions, SubmitReceipt } from "./task-handle.js";
 export type { TaskProgress } from "./task-state.js";

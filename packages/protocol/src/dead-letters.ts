@@ -15,10 +15,14 @@ export class DeadLetters {
     readonly names: CodingNames,
   ) {}
 
-  /** Records a dead letter (one per task; a newer one replaces the older). */
+  /**
+   * Records a dead letter (one per task; a newer one replaces the older), without the task's
+   * inline git token.
+   */
   async add(letter: DeadLetter): Promise<void> {
     const js = jetstream(this.nc);
-    await js.publish(this.names.dlqSubject(letter.taskID), JSON.stringify(DeadLetter.parse(letter)));
+    const stored = withoutInlineToken(DeadLetter.parse(letter));
+    await js.publish(this.names.dlqSubject(letter.taskID), JSON.stringify(stored));
   }
 
   /** Every dead letter, oldest first. */
@@ -41,9 +45,10 @@ export class DeadLetters {
 
   /**
    * Publishes a dead task again: clears its old result, its dead letter and its lease (so that
-   * the retry budget starts over), then republishes the original message on its subject.
+   * the retry budget starts over), then republishes the original message on its subject. A task
+   * whose inline git token was removed needs `credentials` (checked before anything changes).
    */
-  async replay(taskID: string): Promise<DeadLetter> {
+  async replay(taskID: string, credentials: ReplayCredentials = {}): Promise<DeadLetter> {
     validateName("taskID", taskID);
     const jsm = await jetstreamManager(this.nc);
     let letter: DeadLetter;
@@ -60,6 +65,7 @@ export class DeadLetters {
         { cause: err },
       );
     }
+    const payload = replayPayload(letter, credentials);
     const leases = await new Kvm(this.nc).open(this.names.kv.leases);
     const { value } = await casUpdate(leases, `task.${taskID}`, TaskLease, (current) => ({
       taskID,
@@ -72,7 +78,67 @@ export class DeadLetters {
     await jsm.streams.purge(this.names.streams.dlq, { filter: this.names.dlqSubject(taskID) });
     const h = headers();
     h.set("Nats-Msg-Id", `${taskID}:replay:${generation}`);
-    await jetstream(this.nc).publish(letter.subject, letter.payload, { headers: h });
+    await jetstream(this.nc).publish(letter.subject, payload, { headers: h });
     return letter;
   }
+}
+
+/** Git credentials for replaying a dead task whose inline token was removed. */
+export interface ReplayCredentials {
+  /** Key in the secrets bucket that holds the token (`workspace.git.tokenFromKV`). */
+  tokenFromKV?: string;
+  /** The token itself (`workspace.git.token`); prefer `tokenFromKV`. */
+  token?: string;
+}
+
+type TaskJson = { workspace?: { git?: Record<string, unknown> } } & Record<string, unknown>;
+
+function parseTaskJson(payload: string): TaskJson | undefined {
+  try {
+    const value: unknown = JSON.parse(payload);
+    return typeof value === "object" && value !== null && !Array.isArray(value)
+      ? (value as TaskJson)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The dead letter with `workspace.git.token` taken out of its payload. */
+function withoutInlineToken(letter: DeadLetter): DeadLetter {
+  const task = parseTaskJson(letter.payload);
+  const git = task?.workspace?.git;
+  if (!task || typeof git !== "object" || git === null || !("token" in git)) return letter;
+  delete git.token;
+  return { ...letter, payload: JSON.stringify(task), gitTokenRemoved: true };
+}
+
+/** The task message to publish again, with the replay's credentials put in. */
+function replayPayload(letter: DeadLetter, credentials: ReplayCredentials): string {
+  const given = Object.entries(credentials).filter(([, v]) => v !== undefined);
+  if (given.length === 0) {
+    if (letter.gitTokenRemoved !== true) return letter.payload;
+    throw new StationError(
+      ErrorCodes.InvalidTask,
+      `dead letter for task ${letter.taskID}: the task carried an inline git token (workspace.git.token), ` +
+        "which dead letters do not keep; replay it with tokenFromKV (a key in the secrets bucket) or a token",
+    );
+  }
+  if (given.length > 1) {
+    throw new StationError(ErrorCodes.InvalidTask, "replay: give tokenFromKV or token, not both");
+  }
+  const task = parseTaskJson(letter.payload);
+  const git = task?.workspace?.git;
+  if (!task || typeof git !== "object" || git === null) {
+    throw new StationError(
+      ErrorCodes.InvalidTask,
+      `dead letter for task ${letter.taskID}: the task has no git repository (workspace.git) to give credentials to`,
+    );
+  }
+  delete git.token;
+  delete git.tokenFromKV;
+  if (credentials.tokenFromKV !== undefined)
+    git.tokenFromKV = validateName("tokenFromKV", credentials.tokenFromKV);
+  else git.token = credentials.token;
+  return JSON.stringify(task);
 }

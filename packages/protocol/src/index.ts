@@ -49,6 +49,7 @@ export {
 } from "./records.js";
 export { AgentContextStore } from "./context-store.js";
 export { DeadLetters } from "./dead-letters.js";
+export type { ReplayCredentials } from "./dead-letters.js";
 export { casUpdate, decodeEntry, getJson, isCasConflict, storedKeys } from "./kv-json.js";
 export { TaskLookups } from "./lookups.js";
 export { SessionStore } from "./session-store.js";

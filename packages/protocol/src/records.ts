@@ -84,8 +84,14 @@ export const DeadLetter = z.object({
   attempts: z.number().int().nonnegative(),
   /** Subject the task was published on (replay publishes there again). */
   subject: z.string(),
-  /** The task message as received, UTF-8. */
+  /**
+   * The task message as received, UTF-8, except for an inline `workspace.git.token`, which is
+   * removed (see `gitTokenRemoved`): a dead letter is kept for days and readable by the org's
+   * dispatchers, a secret is not.
+   */
   payload: z.string(),
+  /** The task carried `workspace.git.token`; a replay must supply the token again. */
+  gitTokenRemoved: z.boolean().optional(),
   streamSeq: z.number().int().nonnegative().optional(),
   workerID: z.string().optional(),
   deadAt: Timestamp,

@@ -475,7 +475,7 @@ export class TaskRunner {
           errorCode: wire.errorCode,
           attempts: attempt,
           subject: delivery.msg.subject,
-          payload: new TextDecoder().decode(delivery.msg.data),
+          payload: this.d.redactor.redact(new TextDecoder().decode(delivery.msg.data)),
           streamSeq: delivery.msg.seq,
           workerID: options.workerID,
           deadAt: new Date().toISOString(),
@@ -567,6 +567,9 @@ export class TaskRunner {
     log: Logger,
   ): Promise<void> {
     log.error({ attempts }, reason);
+    // The dead letter keeps the task message minus its inline token (see DeadLetters.add), and
+    // with every secret this worker knows masked, e.g. a token pasted into the prompt.
+    this.d.redactor.add(task.workspace.git?.token);
     await this.d.deadLetters.add({
       taskID: task.taskID,
       ...(this.d.names.org !== undefined ? { org: this.d.names.org } : {}),
@@ -574,7 +577,7 @@ export class TaskRunner {
       errorCode: ErrorCodes.RetriesExhausted,
       attempts,
       subject: source.subject,
-      payload: new TextDecoder().decode(source.data),
+      payload: this.d.redactor.redact(new TextDecoder().decode(source.data)),
       streamSeq: source.seq,
       workerID: this.d.options.workerID,
       deadAt: new Date().toISOString(),

@@ -31,8 +31,8 @@ export interface Carrier {
 /**
  * Whether a secret may legitimately be in a message: the task message itself (a task may carry its
  * token in `workspace.git.token`, Station's existing format) and its deliveries to workers, and the
- * secrets KV bucket (writes, and reads of it by workers). A dead letter's `payload` is a copy of the
- * task message kept for replay: see {@link secretsIn}.
+ * secrets KV bucket (writes, and reads of it by workers). Dead letters are not: they keep the task
+ * message without its inline token.
  */
 export function isSecretCarrier(names: CodingNames, c: Carrier): boolean {
   if (c.subject === names.taskSubject) return true;
@@ -50,10 +50,7 @@ export function findSecrets(text: string | Uint8Array, secrets: readonly Watched
   return secrets.filter((s) => buffer.includes(s.value)).map((s) => s.name);
 }
 
-/**
- * The secrets in a message that must not be there. A dead letter may carry the task message in its
- * `payload` (for replay), so only its other fields are checked.
- */
+/** The secrets in a message that must not be there. */
 export function secretsIn(
   names: CodingNames,
   carrier: Carrier,
@@ -61,17 +58,5 @@ export function secretsIn(
   secrets: readonly WatchedSecret[],
 ): string[] {
   const found = findSecrets(data, secrets);
-  if (found.length === 0 || isSecretCarrier(names, carrier)) return [];
-  if (carrier.subject.startsWith(`${names.dlqPrefix}.`)) {
-    try {
-      const { payload: _copy, ...rest } = JSON.parse(Buffer.from(data).toString("utf8")) as Record<
-        string,
-        unknown
-      >;
-      return findSecrets(JSON.stringify(rest), secrets);
-    } catch {
-      return found;
-    }
-  }
-  return found;
+  return found.length === 0 || isSecretCarrier(names, carrier) ? [] : found;
 }
