@@ -535,7 +535,11 @@ export class OpenCodeDriver implements AgentDriver {
     this.logger.warn({ sessionID }, "opencode session still busy after abort");
   }
 
-  /** Exports the session so that another worker can restore the conversation. */
+  /**
+   * Exports the session so that another worker can restore the conversation: the same JSON as
+   * `opencode export <id>` (session info and every message with its parts), read over the HTTP
+   * API instead of starting an opencode process.
+   */
   async afterTask(request: {
     task: ResolvedTask;
     session: OpenedSession;
@@ -543,14 +547,15 @@ export class OpenCodeDriver implements AgentDriver {
   }): Promise<{ exportKey?: string } | void> {
     const store = this.runtime?.objectStore(this.orgOf(request.task));
     if (!store || !this.server) return;
+    const sessionID = request.session.opencodeID;
     try {
-      const { stdout } = await run(this.server.binary, ["export", request.session.opencodeID], {
-        env: this.server.processEnv,
-        cwd: request.directory,
-        maxBuffer: 256 * 1024 * 1024,
-        timeout: 60_000,
+      const info = await this.client.session.get({ sessionID, directory: request.directory });
+      if (!info.data) throw new Error(`session ${sessionID}: ${describe(info.error)}`);
+      const messages = await this.messages(sessionID, request.directory);
+      const json = JSON.stringify({
+        info: info.data,
+        messages: messages.map((m) => ({ info: m.info, parts: m.parts })),
       });
-      const json = stdout.slice(stdout.indexOf("{"));
       const key = sessionExportKey(request.task.session.name);
       await store.putBlob({ name: key }, Buffer.from(json));
       return { exportKey: key };

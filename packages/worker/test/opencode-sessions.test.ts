@@ -1,3 +1,7 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { Objm } from "@nats-io/obj";
+import { sessionExportKey } from "@station-coding/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Scenario } from "@station-coding/testkit";
 import type { Env } from "./support/harness.js";
@@ -31,6 +35,18 @@ describe("sessions outlive workers", () => {
     await publishTask(env, { taskID: "w-1", session: { name: "travel" }, prompt: "remember the word kiwi" });
     const one = await waitResult(env, "w-1", 60_000);
     expect(one.status).toBe("completed");
+    // The export the worker stored (read over OpenCode's HTTP API) is what `opencode export` prints.
+    const store = await new Objm(env.nc).open(env.names.objectStore);
+    const stored = await store.getBlob(sessionExportKey("travel"));
+    const server = first.driver.managedServer!;
+    const { stdout } = await promisify(execFile)(server.binary, ["export", one.session.opencodeID], {
+      env: server.processEnv,
+      cwd: one.workspace.path,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    expect(JSON.parse(new TextDecoder().decode(stored))).toEqual(
+      JSON.parse(stdout.slice(stdout.indexOf("{"))),
+    );
     await workerA.stop();
 
     await startWorker(env, second.driver);

@@ -3,7 +3,6 @@
 // same `opencode serve` for the same scenario (write hello.txt, then answer).
 import { execFile } from "node:child_process";
 import { access, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { CodingDispatcher } from "@station-coding/dispatcher";
@@ -70,20 +69,6 @@ async function phases(env: BenchEnv, dispatcher: CodingDispatcher, runs: SystemR
     for (const [k, row] of rows.entries()) row[1].push(marks[k + 1]! - marks[k]!);
   }
   return Object.fromEntries(rows.map(([phase, xs]) => [phase, summarize(xs).p50]));
-}
-
-/** How long the `opencode export <session>` CLI that the driver runs after every task takes alone. */
-async function exportTime(oc: Awaited<ReturnType<typeof startOpenCode>>, sessionID: string): Promise<number> {
-  const server = oc.driver.managedServer;
-  if (!server) return Number.NaN;
-  const started = now();
-  await promisify(execFile)(server.binary, ["export", sessionID], {
-    env: server.processEnv,
-    cwd: tmpdir(),
-    maxBuffer: 64 * 1024 * 1024,
-    timeout: 60_000,
-  });
-  return now() - started;
 }
 
 /**
@@ -169,10 +154,6 @@ export const opencode: Scenario = {
       for (const run of round % 2 === 0 ? pair : pair.reverse()) await run();
     }
     const breakdown = await phases(env, dispatcher, ours);
-    const exports: number[] = [];
-    // Quick mode skips this probe: it is an explanation, not a figure CI needs.
-    if (!ctx.quick) for (const run of ours.slice(0, 3)) exports.push(await exportTime(oc, run.opencodeID));
-    const exportMs = exports.length > 0 ? summarize(exports).p50 : Number.NaN;
     return {
       rows: [
         latencyRow(
@@ -188,9 +169,9 @@ export const opencode: Scenario = {
           Object.entries(breakdown)
             .map(([phase, ms]) => `${phase}: ${ms.toFixed(0)}`)
             .join("; "),
-        `After every task the OpenCode driver runs the \`opencode export <session>\` CLI (a new opencode process) before the result is built, so that another worker can restore the session${Number.isNaN(exportMs) ? "" : `; run alone it takes ${exportMs.toFixed(0)} ms here`}.`,
+        "After every task the OpenCode driver reads the session and its messages over the server's HTTP API and stores them as the session's export (so that another worker can restore it) before the result is built.",
       ],
-      details: { opencodeStartupMs: startup, phasesMedianMs: breakdown, opencodeExportCliMs: exportMs },
+      details: { opencodeStartupMs: startup, phasesMedianMs: breakdown },
     };
   },
 };
