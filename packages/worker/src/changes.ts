@@ -47,15 +47,16 @@ export async function collectChanges(
 ): Promise<WorkspaceChanges> {
   const { git, signal } = options;
   const repo = new RepoState(git, dir, signal);
-  if (!(await repo.isRepo())) return { files: [], commits: [] };
+  const gitDir = await repo.gitDirIfTop();
+  if (gitDir === undefined) return { files: [], commits: [] };
   const c: GitCall = { cwd: dir, ...(signal ? { signal } : {}) };
-  const head = await repo.head();
+  // Nothing below touches the real index, HEAD or the working tree: this state holds throughout.
+  const { head, branch, dirty } = await repo.summary();
   const start = startCommit ?? head ?? EMPTY_TREE;
   const tmp = await mkdtemp(join(tmpdir(), "station-index-"));
   try {
     const indexFile = join(tmp, "index");
     // Seeding from the real index keeps git's stat cache, so unchanged files are not re-hashed.
-    const gitDir = await git.text(["rev-parse", "--absolute-git-dir"], c);
     await copyFile(join(gitDir, "index"), indexFile).catch(() => undefined);
     const withIndex: GitCall = { ...c, env: { GIT_INDEX_FILE: indexFile } };
     await git.run(["add", "--all", "--", "."], { ...withIndex, what: "git add -A (temporary index)" });
@@ -99,13 +100,12 @@ export async function collectChanges(
         );
       }
     }
-    const branch = (await repo.branch()) ?? "HEAD";
     return {
       files,
       commits,
       ...(patch ? { patch } : {}),
       ...(patchOmitted !== undefined ? { patchOmitted } : {}),
-      git: { branch, commit: head ?? "", dirty: await repo.dirty() },
+      git: { branch: branch ?? "HEAD", commit: head ?? "", dirty },
     };
   } finally {
     await rm(tmp, { recursive: true, force: true });

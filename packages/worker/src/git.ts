@@ -387,6 +387,33 @@ function shellQuote(value: string): string {
   return /^[A-Za-z0-9_./=:-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
+/** HEAD's commit and branch, and whether the working tree differs from it. */
+export interface RepoSummary {
+  /** The commit HEAD points at; undefined in a repository without commits. */
+  head: string | undefined;
+  /** The checked-out branch; undefined on a detached HEAD. */
+  branch: string | undefined;
+  /** The working tree or index differs from HEAD (untracked files count). */
+  dirty: boolean;
+}
+
+/** Parses `git status --porcelain=v2 --branch -z`. */
+export function parseStatusV2(output: string): RepoSummary {
+  const summary: RepoSummary = { head: undefined, branch: undefined, dirty: false };
+  for (const record of output.split("\0")) {
+    if (record.startsWith("# branch.oid ")) {
+      const oid = record.slice("# branch.oid ".length);
+      summary.head = oid === "(initial)" ? undefined : oid;
+    } else if (record.startsWith("# branch.head ")) {
+      const head = record.slice("# branch.head ".length);
+      summary.branch = head === "(detached)" ? undefined : head;
+    } else if (record !== "" && !record.startsWith("# ")) {
+      summary.dirty = true;
+    }
+  }
+  return summary;
+}
+
 /** Reads the state of a working tree. */
 export class RepoState {
   constructor(
@@ -404,6 +431,29 @@ export class RepoState {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * The repository's absolute git directory when `cwd` is the top of its working tree, else
+   * undefined (one `git rev-parse` for what `isRepo` and `rev-parse --absolute-git-dir` tell).
+   */
+  async gitDirIfTop(): Promise<string | undefined> {
+    try {
+      const out = await this.git.text(["rev-parse", "--show-toplevel", "--absolute-git-dir"], this.call());
+      const [top, gitDir] = out.split("\n");
+      return top && gitDir && (await samePath(top, this.cwd)) ? gitDir : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** HEAD's commit and branch and whether the tree is dirty, from one `git status`. */
+  async summary(): Promise<RepoSummary> {
+    const out = await this.git.run(
+      ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal"],
+      this.call(),
+    );
+    return parseStatusV2(out.stdout.toString("utf8"));
   }
 
   /** The commit HEAD points at, or undefined in a repository without commits. */

@@ -262,9 +262,10 @@ export class WorkspaceManager {
           await this.initRepository(path, signal, log);
           isRepo = true;
         }
-        const startCommit = isRepo ? await repo.head() : undefined;
-        const branch = isRepo ? await repo.branch() : undefined;
-        const dirty = isRepo ? await repo.dirty() : undefined;
+        const summary = isRepo ? await repo.summary() : undefined;
+        const startCommit = summary?.head;
+        const branch = summary?.branch;
+        const dirty = summary?.dirty;
         const now = new Date(this.now()).toISOString();
         const gitUrl = spec?.url ?? record?.git?.url;
         await this.writeRecord(base, {

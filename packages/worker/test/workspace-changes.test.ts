@@ -7,6 +7,7 @@ import { ErrorCodes, StationError } from "@station-coding/protocol";
 import { tempDir } from "@station-coding/testkit";
 import { x as extract } from "tar";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Git, RepoState } from "../src/git.js";
 import { WorkspaceManager } from "../src/workspace.js";
 import { commitFiles, git } from "./support/git-server.js";
 import { eventSink, makeTask } from "./support/workspace-fixtures.js";
@@ -220,5 +221,32 @@ describe("snapshot", () => {
     } finally {
       await rm(out, { recursive: true, force: true });
     }
+  });
+});
+
+describe("RepoState.summary (one git status for head, branch and dirty)", () => {
+  it("matches rev-parse, symbolic-ref and status on new, clean, dirty, renamed and detached trees", async () => {
+    const dir = join(scratch, "summary");
+    await mkdir(dir);
+    const repo = new RepoState(new Git(), dir);
+    await git(dir, "init", "--quiet", "--initial-branch=trunk");
+    expect(await repo.summary()).toEqual({ head: undefined, branch: "trunk", dirty: false });
+    await writeFile(join(dir, "new file.txt"), "untracked\n");
+    expect(await repo.summary()).toEqual({ head: undefined, branch: "trunk", dirty: true });
+    await rm(join(dir, "new file.txt"));
+    const first = await commitFiles(dir, { "a.txt": "a\n".repeat(20) }, "first");
+    expect(await repo.summary()).toEqual({ head: first, branch: "trunk", dirty: false });
+    expect(await repo.gitDirIfTop()).toBe(join(dir, ".git"));
+    await git(dir, "mv", "a.txt", "b\ttab.txt");
+    expect(await repo.summary()).toEqual({ head: first, branch: "trunk", dirty: true });
+    await git(dir, "commit", "--quiet", "-m", "rename");
+    const second = (await git(dir, "rev-parse", "HEAD")).trim();
+    await git(dir, "checkout", "--quiet", "--detach", first);
+    expect(await repo.summary()).toEqual({ head: first, branch: undefined, dirty: false });
+    await git(dir, "checkout", "--quiet", "trunk");
+    expect((await repo.summary()).head).toBe(second);
+    // A directory inside a repository is not the top of one.
+    await mkdir(join(dir, "sub"));
+    expect(await new RepoState(new Git(), join(dir, "sub")).gitDirIfTop()).toBeUndefined();
   });
 });
