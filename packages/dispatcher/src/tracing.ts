@@ -53,8 +53,16 @@ export class DispatchSpan {
     return new DispatchSpan(rt, task.taskID, span);
   }
 
-  /** Records the task's events on the span until `watch` settles, then ends the span. */
+  /**
+   * Records the task's events on the span until `watch` settles, then ends the span. A span that
+   * records nothing (no OpenTelemetry SDK installed, or sampled out) ends at once: following the
+   * task would cost two subscriptions and a result lookup per submitted task for nothing.
+   */
   follow(watch: ResultWatch): void {
+    if (!this.span.isRecording()) {
+      this.end();
+      return;
+    }
     const subject = this.rt.names.streamSubject(this.taskID);
     try {
       this.sub = this.rt.nc.subscribe(subject, {

@@ -2,6 +2,7 @@
 // scripted driver) plus dispatchers that are closed with the environment.
 import { pino } from "pino";
 import { waitFor } from "@station-coding/testkit";
+import type { NatsServerOptions } from "@station-coding/testkit";
 import { CodingDispatcher } from "@station-coding/dispatcher";
 import type { DispatcherOptions } from "@station-coding/dispatcher";
 import type { Env } from "../../../worker/test/support/harness.js";
@@ -17,8 +18,11 @@ export interface DispatcherEnv extends Env {
 }
 
 /** Starts a nats-server with the topology and returns an environment that also makes dispatchers. */
-export async function startDispatcherEnv(org?: string): Promise<DispatcherEnv> {
-  const base = await startEnv(org);
+export async function startDispatcherEnv(
+  org?: string,
+  serverOptions: NatsServerOptions = {},
+): Promise<DispatcherEnv> {
+  const base = await startEnv(org, serverOptions);
   const dispatchers: CodingDispatcher[] = [];
   const dispatcherLogs: string[] = [];
   const closeBase = base.close.bind(base);
