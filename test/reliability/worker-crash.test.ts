@@ -131,7 +131,11 @@ describe("1 worker SIGKILL", () => {
       });
     }
 
-    await waitForResults(env, ids, 120_000);
+    await waitForResults(env, ids, 120_000).catch((err: unknown) => {
+      const plan = [...points].filter(([, p]) => p !== "none").map(([id, p]) => `${id}=${p}`);
+      const why = err instanceof Error ? err.message : String(err);
+      throw new Error(`RELIABILITY_SEED=${seed} (kill points ${plan.join(", ")}): ${why}`, { cause: err });
+    });
     const resultAt = (id: string) => env.wiretap.results.get(id)?.[0]?.at ?? Date.now();
     stopping = true;
     await Promise.all(spawned);

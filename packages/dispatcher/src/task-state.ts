@@ -49,6 +49,13 @@ export async function describeTask(
         : `still running on worker ${worker} (attempt ${lease.attempts}${started})`;
       return { taskID, phase: "running", detail, ...withLease };
     }
+    case "publishing":
+      return {
+        taskID,
+        phase: "running",
+        detail: `finishing on worker ${lease.workerID ?? "an unknown worker"}: its result is being published`,
+        ...withLease,
+      };
     case "failed": {
       const why = lease.lastError !== undefined ? `: ${lease.lastError}` : "";
       return {

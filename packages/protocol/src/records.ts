@@ -99,8 +99,12 @@ export const DeadLetter = z.object({
 /** A task that will not be retried again. */
 export type DeadLetter = z.infer<typeof DeadLetter>;
 
-/** State of a task's lease record. */
-export const LeaseState = z.enum(["running", "failed", "released", "done", "replayed"]);
+/**
+ * State of a task's lease record. `publishing`: the run is over and its worker is publishing the
+ * result; if that worker dies there, the next one finds the result stored (done) or runs the task
+ * again.
+ */
+export const LeaseState = z.enum(["running", "publishing", "failed", "released", "done", "replayed"]);
 /** State of a task's lease record. */
 export type LeaseState = z.infer<typeof LeaseState>;
 

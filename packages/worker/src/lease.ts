@@ -47,21 +47,39 @@ export class Leases {
 
   /**
    * Decides whether this worker may run the task now and, if so, records a new run (attempt).
-   * A running lease that expired belongs to a dead worker: that run counts as an attempt.
+   * A running lease that expired belongs to a dead worker: that run counts as an attempt. A
+   * `publishing` lease that expired belongs to a worker that died while publishing the result:
+   * when `resultStored(holder)` finds that worker's result stored, the task is done; otherwise it
+   * runs again.
    */
-  async acquire(taskID: string, streamSeq: number, maxAttempts: number): Promise<AcquireOutcome> {
+  async acquire(
+    taskID: string,
+    streamSeq: number,
+    maxAttempts: number,
+    resultStored: (holder: string | undefined) => Promise<boolean> = () => Promise.resolve(false),
+  ): Promise<AcquireOutcome> {
     const key = `task.${taskID}`;
     for (;;) {
       const entry = await this.kv.get(key);
       const current = decodeEntry(entry, TaskLease)?.value;
       const now = this.now();
       if (current?.state === "done") return { kind: "done" };
+      const live = (current?.expiresAt ?? 0) > now;
       if (
-        current?.state === "running" &&
-        (current.expiresAt ?? 0) > now &&
+        (current?.state === "running" || current?.state === "publishing") &&
+        live &&
         current.workerID !== this.workerID
       ) {
         return { kind: "busy", holder: current.workerID };
+      }
+      if (entry && current?.state === "publishing" && (await resultStored(current.workerID))) {
+        try {
+          await this.kv.update(key, JSON.stringify({ ...current, state: "done" }), entry.revision);
+          return { kind: "done" };
+        } catch (err) {
+          if (!isCasConflict(err)) throw err;
+          continue;
+        }
       }
       const attempts = current?.attempts ?? 0;
       const generation = current?.generation ?? 0;
@@ -105,7 +123,8 @@ export class Leases {
   }
 
   /**
-   * Moves the lease to a final or waiting state. `released` gives the attempt back (shutdown).
+   * Moves the lease to another state: `publishing` (still held), or a final or waiting one.
+   * `released` gives the attempt back (shutdown).
    * @throws LeaseLostError when another worker owns the task now.
    */
   async settle(lease: HeldLease, state: LeaseState, lastError?: string): Promise<void> {
@@ -113,7 +132,8 @@ export class Leases {
       ...lease.value,
       state,
       attempts: state === "released" ? Math.max(0, lease.value.attempts - 1) : lease.value.attempts,
-      expiresAt: this.now(),
+      // A worker publishing its result still holds the task; any other state lets go of it.
+      expiresAt: state === "publishing" ? this.now() + this.ttl : this.now(),
       ...(lastError !== undefined ? { lastError } : {}),
     };
     await this.write(lease, value);

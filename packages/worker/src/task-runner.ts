@@ -178,7 +178,10 @@ export class TaskRunner {
     }
     // Whether a task already ran is decided by its lease, never by a stored result alone: anyone
     // allowed to publish on a result subject could otherwise make a worker drop a real task.
-    const outcome = await leases.acquire(task.taskID, msg.seq, options.maxAttempts);
+    const outcome = await leases.acquire(task.taskID, msg.seq, options.maxAttempts, async (holder) => {
+      const stored = await lookups.result(task.taskID);
+      return stored !== undefined && stored.workerID === holder;
+    });
     switch (outcome.kind) {
       case "done":
         log.info("task already finished; dropping the duplicate delivery");
@@ -491,8 +494,11 @@ export class TaskRunner {
       );
     }
     await publisher.flush();
+    // "publishing" first (compare-and-set: only the lease's owner publishes), "done" only once the
+    // result is stored: a worker that dies in between leaves a lease the next delivery resolves
+    // by looking for this result, so the task is neither lost nor run twice.
     try {
-      await leases.settle(lease, "done", wire?.error);
+      await leases.settle(lease, "publishing", wire?.error);
     } catch (err) {
       log.warn({ err }, "lost the lease before publishing; the new owner will publish the result");
       span.end();
@@ -502,6 +508,9 @@ export class TaskRunner {
     if (lock)
       await leases.unlockSession(lock).catch((err: unknown) => log.warn({ err }, "session unlock failed"));
     await this.publishResult(result, lease.value.generation ?? 0);
+    await leases
+      .settle(lease, "done", wire?.error)
+      .catch((err: unknown) => log.warn({ err }, "result published; could not mark the lease done"));
     if (status === "error") this.d.stats.failed += 1;
     else this.d.stats.completed += 1;
     log.info({ status, duration: result.metrics.duration, events: publisher.count }, "task finished");

@@ -156,7 +156,71 @@ describe("leases", () => {
     expect(await resultMessages(env, "stolen")).toBe(1);
     expect(env.logs.join("")).toContain("lost the lease");
   });
+
+  it("a task whose worker died after publishing its result is marked done, not run again", async () => {
+    // The dead worker's state: result stored, lease still "publishing" (it died before "done").
+    const leases = await new Kvm(env.nc).open(env.names.kv.leases);
+    await leases.put(
+      "task.died-after",
+      JSON.stringify({
+        taskID: "died-after",
+        state: "publishing",
+        attempts: 1,
+        workerID: "dead-1",
+        expiresAt: Date.now() - 1,
+      }),
+    );
+    const stored = { ...(await resultOf("died-after", "dead-1")), result: "from the dead worker" };
+    await jetstream(env.nc).publish(env.names.resultSubject("died-after"), JSON.stringify(stored), {
+      msgID: "died-after:result",
+    });
+    const driver = new ScriptedDriver();
+    await startWorker(env, driver);
+    await publishTask(env, { taskID: "died-after", prompt: script({ text: "second run" }) });
+    await waitFor(
+      async () => (await queuedTasks(env)) === 0 && (await consumerInfo()).num_ack_pending === 0,
+      {
+        message: "the delivery to be acked",
+      },
+    );
+    expect(driver.calls).toHaveLength(0);
+    expect(TaskLease.parse((await leases.get("task.died-after"))!.json()).state).toBe("done");
+    expect((await waitResult(env, "died-after")).result).toBe("from the dead worker");
+    expect(await resultMessages(env, "died-after")).toBe(1);
+  });
+
+  it("a task whose worker died while publishing, before its result was stored, runs again", async () => {
+    const leases = await new Kvm(env.nc).open(env.names.kv.leases);
+    // Still held for a moment (busy), then expired: the next delivery runs it as attempt 2.
+    await leases.put(
+      "task.died-during",
+      JSON.stringify({
+        taskID: "died-during",
+        state: "publishing",
+        attempts: 1,
+        workerID: "dead-2",
+        expiresAt: Date.now() + 1_000,
+      }),
+    );
+    const driver = new ScriptedDriver();
+    await startWorker(env, driver);
+    await publishTask(env, { taskID: "died-during", prompt: script({ text: "second run" }) });
+    const result = await waitResult(env, "died-during");
+    expect(result).toMatchObject({ status: "completed", result: "second run" });
+    expect(result.metrics.attempts).toBe(2);
+    expect(driver.calls).toHaveLength(1);
+    expect(TaskLease.parse((await leases.get("task.died-during"))!.json()).state).toBe("done");
+  });
 });
+
+/** A completed result of `taskID` as worker `workerID` would publish it (taken from a real run). */
+async function resultOf(taskID: string, workerID: string): Promise<Record<string, unknown>> {
+  const worker = await startWorker(env);
+  await publishTask(env, { taskID: `${taskID}-template`, prompt: script({ text: "x" }) });
+  const template = await waitResult(env, `${taskID}-template`);
+  await worker.stop();
+  return { ...template, taskID, workerID };
+}
 
 describe("sessions", () => {
   it("never runs two tasks of one session at once, across two workers", async () => {

@@ -2,6 +2,7 @@
 // messages (counted on the wiretap, not in the stream, which keeps one per task and drops repeats
 // of a Nats-Msg-Id), which were run again after they had completed, and whether events have gaps.
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { StreamEvent, TaskResult, TaskStatus } from "@station-coding/protocol";
@@ -66,20 +67,66 @@ export async function readStream(
  */
 export async function waitForResults(env: Env, taskIDs: readonly string[], timeout: number): Promise<void> {
   const stored = new Set<string>();
-  await waitFor(
-    async () => {
-      const seen = (id: string) => env.wiretap.results.get(id)?.some((r) => r.result?.status !== undefined);
-      const missing = taskIDs.filter((id) => !seen(id) && !stored.has(id));
-      if (missing.length === 0) return true;
-      if (missing.length <= 20) {
-        for (const id of missing) if (await env.lookups.result(id).catch(() => undefined)) stored.add(id);
-      }
-      throw new Error(
-        `${missing.length} of ${taskIDs.length} tasks without a result, e.g. ${missing.slice(0, 5).join(", ")}`,
-      );
-    },
-    { timeout, interval: 100, message: `results of ${taskIDs.length} tasks` },
+  let missing: string[] = [];
+  try {
+    await waitFor(
+      async () => {
+        const seen = (id: string) => env.wiretap.results.get(id)?.some((r) => r.result?.status !== undefined);
+        missing = taskIDs.filter((id) => !seen(id) && !stored.has(id));
+        if (missing.length === 0) return true;
+        if (missing.length <= 20) {
+          for (const id of missing) if (await env.lookups.result(id).catch(() => undefined)) stored.add(id);
+        }
+        throw new Error(
+          `${missing.length} of ${taskIDs.length} tasks without a result, e.g. ${missing.slice(0, 5).join(", ")}`,
+        );
+      },
+      { timeout, interval: 100, message: `results of ${taskIDs.length} tasks` },
+    );
+  } catch (err) {
+    const detail = await diagnose(env, missing.slice(0, 3)).catch(
+      (e: unknown) => `(diagnosis failed: ${String(e)})`,
+    );
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${detail}`, { cause: err });
+  }
+}
+
+/** What the system says about tasks without a result: lease, queue, events, worker log lines. */
+async function diagnose(env: Env, taskIDs: readonly string[]): Promise<string> {
+  const lines: string[] = [];
+  const jsm = await jetstreamManager(env.nc);
+  const consumer = await jsm.consumers
+    .info(env.names.streams.tasks, env.names.consumer)
+    .catch(() => undefined);
+  const stream = await jsm.streams.info(env.names.streams.tasks).catch(() => undefined);
+  lines.push(
+    `task stream: ${stream?.state.messages ?? "?"} messages; consumer: pending ${consumer?.num_pending ?? "?"}, ` +
+      `ack pending ${consumer?.num_ack_pending ?? "?"}, redelivered ${consumer?.num_redelivered ?? "?"}, ` +
+      `waiting ${consumer?.num_waiting ?? "?"}`,
   );
+  const leases = await new Kvm(env.nc).open(env.names.kv.leases);
+  const events = new Map<string, string[]>();
+  await readStream(env.nc, env.names.streams.events, (msg) => {
+    const e = msg.json<StreamEvent>();
+    if (taskIDs.includes(e.taskID)) {
+      events.set(e.taskID, [...(events.get(e.taskID) ?? []), `${e.seq}:${e.type}@${e.workerID ?? "?"}`]);
+    }
+  }).catch(() => undefined);
+  for (const id of taskIDs) {
+    const lease = await leases.get(`task.${id}`).catch(() => null);
+    lines.push(`${id}: lease ${lease ? lease.string() : "none"}`);
+    lines.push(`${id}: events ${events.get(id)?.join(" ") ?? "none"}`);
+    for (const child of env.children) {
+      const mentions = child.output.split("\n").filter((l) => l.includes(id));
+      if (mentions.length > 0) {
+        lines.push(
+          `${id}: worker ${child.workerID} (exited: ${child.exited}):`,
+          ...mentions.slice(-15).map((l) => `  ${l.slice(0, 400)}`),
+        );
+      }
+    }
+  }
+  return lines.join("\n");
 }
 
 /** Options of {@link account}. */
