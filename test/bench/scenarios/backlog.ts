@@ -112,8 +112,7 @@ export const backlog: Scenario = {
       ctx.log(`${level.label} queued in ${org} (${level.queueRate.toFixed(0)} tasks/s)`);
     }
     await client.flush();
-    // submit() looks up each task's result once it is published; let that burst pass first, so the
-    // probe sees the backlog, not the tail of queueing it.
+    // Let the server settle after queueing, so the probe sees the backlog, not the tail of queueing it.
     await delay(ctx.quick ? 500 : 3_000);
     const during = await probeRoundTrips(probe, probes);
 
@@ -178,7 +177,7 @@ export const backlog: Scenario = {
     return {
       rows,
       notes: [
-        `Each backlog is its own namespace (org) on one nats-server; their drain runs take turns (${rounds} rounds, order alternating), each topped up to N first, so the queue is N deep whenever it is measured. Drain rate = (tasks - 1) / (first to last result of the run). The probe namespace has its own worker and measures ${probes} one-at-a-time round trips before and after the backlogs were queued (after a pause: submit() follows every task it queues with two subscriptions and a result lookup, a burst of ${total} lookups right after queueing).`,
+        `Each backlog is its own namespace (org) on one nats-server; their drain runs take turns (${rounds} rounds, order alternating), each topped up to N first, so the queue is N deep whenever it is measured. Drain rate = (tasks - 1) / (first to last result of the run). The probe namespace has its own worker and measures ${probes} one-at-a-time round trips before and after the backlogs were queued (after a short pause once the ${total} tasks were queued).`,
       ],
       details: Object.fromEntries(
         levels.map((l) => [

@@ -185,7 +185,7 @@ export const roundTrip: Scenario = {
         `A no-op task runs ${git.gitCallsPerTask.toFixed(0)} git processes (${Object.entries(git.gitCommands)
           .map(([cmd, n]) => `${cmd} ${n.toFixed(0)}`)
           .join(", ")}) taking ${git.gitMsPerTask.toFixed(0)} ms in all (worker debug log, separate probe).`,
-        `Same session back to back: ${slow} of ${samples.reused.length} measured same-session round trips took over 0.9 s, and ${git.followUpsFoundSessionBusy} of ${git.followUps} follow-ups in the debug probe logged "session is busy". It is a race: the worker acks the task and releases the session lock only after it has published the result, so a follow-up submitted as soon as the result is in can find the lock still held and is retried after sessionBusyDelay (1 s).`,
+        `Same session back to back: ${slow} of ${samples.reused.length} measured same-session round trips took over 0.9 s, and ${git.followUpsFoundSessionBusy} of ${git.followUps} follow-ups in the debug probe logged "session is busy". The worker releases the session lock before it publishes the result, so a follow-up submitted as soon as the result is in finds the session free; one that found it busy would be retried after sessionBusyDelay (1 s).`,
       ],
       details: { phasesMedianMs: breakdown, ...git },
     };
