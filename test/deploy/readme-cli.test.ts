@@ -23,6 +23,7 @@ import {
   requireBuiltCli,
   runShell,
 } from "./support/deploy.js";
+import { scriptedProviderConfig } from "../../packages/cli/src/demo/offline-model.js";
 
 let nats: NatsServer;
 let model: ScriptedModelServer;
@@ -61,23 +62,7 @@ beforeAll(async () => {
   );
   await chmod(join(bin, "station-coding"), 0o755);
   const opencodeConfig = join(dir, "opencode.json");
-  await writeFile(
-    opencodeConfig,
-    JSON.stringify({
-      model: "scripted/demo-model",
-      small_model: "scripted/demo-model",
-      provider: {
-        scripted: {
-          npm: "@ai-sdk/openai-compatible",
-          name: "Scripted",
-          options: { baseURL: model.url, apiKey: "offline" },
-          models: {
-            "demo-model": { name: "Scripted", tool_call: true, limit: { context: 100_000, output: 4_096 } },
-          },
-        },
-      },
-    }),
-  );
+  await writeFile(opencodeConfig, JSON.stringify(scriptedProviderConfig(model.url)));
   env = cleanEnv({
     PATH: `${bin}:${process.env.PATH ?? ""}`,
     NATS_URL: nats.url,

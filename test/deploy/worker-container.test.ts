@@ -30,6 +30,7 @@ import {
   shellCommand,
   spawnCommand,
 } from "./support/deploy.js";
+import { scriptedProviderConfig } from "../../packages/cli/src/demo/offline-model.js";
 
 let nats: NatsServer;
 let model: ScriptedModelServer;
@@ -94,23 +95,7 @@ beforeAll(async () => {
   nc = await connect({ servers: nats.url });
   model = await ScriptedModelServer.start({ scenarios: [createFileScenario({ match: /[\s\S]*/ })] });
   const opencodeConfig = join(dir, "opencode.json");
-  await writeFile(
-    opencodeConfig,
-    JSON.stringify({
-      model: "scripted/demo-model",
-      small_model: "scripted/demo-model",
-      provider: {
-        scripted: {
-          npm: "@ai-sdk/openai-compatible",
-          name: "Scripted",
-          options: { baseURL: model.url, apiKey: "offline" },
-          models: {
-            "demo-model": { name: "Scripted", tool_call: true, limit: { context: 100_000, output: 4_096 } },
-          },
-        },
-      },
-    }),
-  );
+  await writeFile(opencodeConfig, JSON.stringify(scriptedProviderConfig(model.url)));
   await mkdir(join(dir, "workspaces"));
   await mkdir(join(dir, "tmp"));
   // Before any worker runs, the healthcheck fails.

@@ -159,17 +159,7 @@ describe("leases", () => {
 
   it("a task whose worker died after publishing its result is marked done, not run again", async () => {
     // The dead worker's state: result stored, lease still "publishing" (it died before "done").
-    const leases = await new Kvm(env.nc).open(env.names.kv.leases);
-    await leases.put(
-      "task.died-after",
-      JSON.stringify({
-        taskID: "died-after",
-        state: "publishing",
-        attempts: 1,
-        workerID: "dead-1",
-        expiresAt: Date.now() - 1,
-      }),
-    );
+    const leases = await publishingLease("died-after", "dead-1", Date.now() - 1);
     const stored = { ...(await resultOf("died-after", "dead-1")), result: "from the dead worker" };
     await jetstream(env.nc).publish(env.names.resultSubject("died-after"), JSON.stringify(stored), {
       msgID: "died-after:result",
@@ -179,9 +169,7 @@ describe("leases", () => {
     await publishTask(env, { taskID: "died-after", prompt: script({ text: "second run" }) });
     await waitFor(
       async () => (await queuedTasks(env)) === 0 && (await consumerInfo()).num_ack_pending === 0,
-      {
-        message: "the delivery to be acked",
-      },
+      { message: "the delivery to be acked" },
     );
     expect(driver.calls).toHaveLength(0);
     expect(TaskLease.parse((await leases.get("task.died-after"))!.json()).state).toBe("done");
@@ -190,18 +178,8 @@ describe("leases", () => {
   });
 
   it("a task whose worker died while publishing, before its result was stored, runs again", async () => {
-    const leases = await new Kvm(env.nc).open(env.names.kv.leases);
     // Still held for a moment (busy), then expired: the next delivery runs it as attempt 2.
-    await leases.put(
-      "task.died-during",
-      JSON.stringify({
-        taskID: "died-during",
-        state: "publishing",
-        attempts: 1,
-        workerID: "dead-2",
-        expiresAt: Date.now() + 1_000,
-      }),
-    );
+    const leases = await publishingLease("died-during", "dead-2", Date.now() + 1_000);
     const driver = new ScriptedDriver();
     await startWorker(env, driver);
     await publishTask(env, { taskID: "died-during", prompt: script({ text: "second run" }) });
@@ -212,6 +190,14 @@ describe("leases", () => {
     expect(TaskLease.parse((await leases.get("task.died-during"))!.json()).state).toBe("done");
   });
 });
+
+/** The lease a worker leaves when it dies while publishing its result (first attempt); the bucket. */
+async function publishingLease(taskID: string, workerID: string, expiresAt: number) {
+  const leases = await new Kvm(env.nc).open(env.names.kv.leases);
+  const lease: TaskLease = { taskID, state: "publishing", attempts: 1, workerID, expiresAt };
+  await leases.put(`task.${taskID}`, JSON.stringify(lease));
+  return leases;
+}
 
 /** A completed result of `taskID` as worker `workerID` would publish it (taken from a real run). */
 async function resultOf(taskID: string, workerID: string): Promise<Record<string, unknown>> {
