@@ -153,7 +153,7 @@ describe("OpenCode end to end (real opencode serve, scripted model)", () => {
   it("delivers the first tool_start live, before the turn ends", async () => {
     const seen: { type: string; at: number }[] = [];
     const sub = env.nc.subscribe(env.names.streamSubject("oc-live"), {
-      callback: (_err, msg) => seen.push({ type: msg.json<StreamEvent>().type, at: Date.now() }),
+      callback: (_err, msg) => void seen.push({ type: msg.json<StreamEvent>().type, at: Date.now() }),
     });
     const resultSub = env.nc.subscribe(env.names.resultSubject("oc-live"));
     let resultAt = 0;

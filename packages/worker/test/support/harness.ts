@@ -16,7 +16,7 @@ import {
 import { NatsServer, tempDir, waitFor } from "@station-coding/testkit";
 import type { NatsServerOptions } from "@station-coding/testkit";
 import { CodingWorker } from "@station-coding/worker";
-import type { WorkerOptions } from "@station-coding/worker";
+import type { AgentDriver, WorkerOptions } from "@station-coding/worker";
 import { ScriptedDriver } from "./scripted-driver.js";
 
 /** A fresh server, a client connection and the single-tenant names. */
@@ -78,7 +78,7 @@ export function testOptions(env: Env, overrides: Partial<WorkerOptions> = {}): O
 /** Starts an in-process worker. */
 export async function startWorker(
   env: Env,
-  driver = new ScriptedDriver(),
+  driver: AgentDriver = new ScriptedDriver(),
   overrides: Partial<WorkerOptions> = {},
 ): Promise<CodingWorker> {
   const worker = await CodingWorker.start({ ...testOptions(env, overrides), driver });
