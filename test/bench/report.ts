@@ -2,6 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Machine } from "./machine.js";
 import { formatMachine } from "./machine.js";
+import { ratioChartSvg } from "./chart.js";
 import type { Figure, Row, ScenarioOutput } from "./scenario.js";
 
 /** A scenario as it ended: its rows, or the error that broke it. */
@@ -107,21 +108,29 @@ export function markdownReport(report: RunReport): string {
     "",
     markdownTable(report.scenarios),
     "",
+    "![each case against its baseline](latest.svg)",
+    "",
     ...notes.flatMap((n) => [n, ""]),
   ].join("\n");
 }
 
-/** Writes `<dir>/latest.{json,md}` and a timestamped copy of each; returns the paths. */
+/** Writes `<dir>/latest.{json,md,svg}` and a timestamped copy of each; returns the paths. */
 export async function writeReport(dir: string, report: RunReport): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const stamp = report.startedAt.replace(/[:.]/g, "-");
   const json = JSON.stringify(report, null, 2) + "\n";
   const md = markdownReport(report);
+  const svg = await ratioChartSvg(
+    report.scenarios,
+    `${report.command}, ${report.startedAt.slice(0, 16).replace("T", " ")} UTC, ${report.machine.cpu}`,
+  );
   const files: [string, string][] = [
     [join(dir, "latest.json"), json],
     [join(dir, "latest.md"), md],
+    [join(dir, "latest.svg"), svg],
     [join(dir, `${report.mode}-${stamp}.json`), json],
-    [join(dir, `${report.mode}-${stamp}.md`), md],
+    [join(dir, `${report.mode}-${stamp}.md`), md.replace("](latest.svg)", `](${report.mode}-${stamp}.svg)`)],
+    [join(dir, `${report.mode}-${stamp}.svg`), svg],
   ];
   for (const [path, text] of files) await writeFile(path, text);
   return files.map(([path]) => path);

@@ -144,7 +144,7 @@ async function main(): Promise<number> {
   }
   const files = await writeReport(out, report);
   console.log(
-    `\n${report.seconds.toFixed(1)} s (load average at end ${report.loadAverageAtEnd.join(", ")}); wrote ${files.slice(0, 2).join(", ")}`,
+    `\n${report.seconds.toFixed(1)} s (load average at end ${report.loadAverageAtEnd.join(", ")}); wrote ${files.slice(0, 3).join(", ")}`,
   );
   const failed = records.filter((r) => r.error !== undefined);
   if (failed.length > 0 || aborted) {
