@@ -210,12 +210,21 @@ export async function startEnv(options: EnvOptions = {}): Promise<Env> {
       for (const secret of findSecrets(logs.join(""), secrets)) {
         leaks.push({ secret, where: "log of an in-process worker" });
       }
-      const store = await new Objm(nc).open(names.objectStore);
-      for (const info of await store.list()) {
-        const data = await store.getBlob(info.name);
-        for (const secret of findSecrets(data ?? new Uint8Array(), secrets)) {
-          leaks.push({ secret, where: `object ${info.name}` });
-        }
+      // In a cluster whose node just came back, the object store's stream may still be electing a
+      // leader: retry the scan until it answers.
+      const objects = await waitFor(
+        async () => {
+          const store = await new Objm(nc).open(names.objectStore);
+          const found: { name: string; data: Uint8Array }[] = [];
+          for (const info of await store.list()) {
+            found.push({ name: info.name, data: (await store.getBlob(info.name)) ?? new Uint8Array() });
+          }
+          return found;
+        },
+        { timeout: 60_000, interval: 500, message: "the object store to answer the secrets scan" },
+      );
+      for (const { name, data } of objects) {
+        for (const secret of findSecrets(data, secrets)) leaks.push({ secret, where: `object ${name}` });
       }
       return leaks;
     },
