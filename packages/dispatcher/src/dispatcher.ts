@@ -21,6 +21,7 @@ import {
   ValidationError,
   ensureTopology,
   parseTask,
+  parseWith,
   resolveTask,
   validateName,
 } from "@station-coding/protocol";
@@ -92,12 +93,16 @@ class Runtime implements DispatcherRuntime {
   async cancel(taskID: string, reason?: string): Promise<void> {
     this.assertOpen();
     validateName("taskID", taskID);
-    const request = CancelRequest.parse({
-      taskID,
-      ...(reason !== undefined ? { reason } : {}),
-      requestedAt: new Date().toISOString(),
-      requestedBy: this.options.name,
-    });
+    const request = parseWith(
+      CancelRequest,
+      {
+        taskID,
+        ...(reason !== undefined ? { reason } : {}),
+        requestedAt: new Date().toISOString(),
+        requestedBy: this.options.name,
+      },
+      "cancel",
+    );
     const subject = this.names.cancelSubject(taskID);
     await guarded(`cancelling task ${taskID} (publish to ${subject})`, () =>
       this.js.publish(subject, JSON.stringify(request)),

@@ -2,9 +2,12 @@ import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { headers } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
+import { Objm } from "@nats-io/obj";
 import { casUpdate } from "./kv-json.js";
+import { MAX_ERROR_BYTES, cutUtf8, messageBudget, utf8Length } from "./limits.js";
 import { DeadLetter, TaskLease } from "./records.js";
 import type { CodingNames } from "./subjects.js";
+import { deadLetterPayloadKey } from "./subjects.js";
 import { validateName } from "./names.js";
 import { StationError, ErrorCodes } from "./errors.js";
 
@@ -17,12 +20,32 @@ export class DeadLetters {
 
   /**
    * Records a dead letter (one per task; a newer one replaces the older), without the task's
-   * inline git token.
+   * inline git token. A letter that would not fit in a message (the server's max_payload) keeps
+   * the task message in the object store instead (`payloadRef`), where a replay finds it.
    */
   async add(letter: DeadLetter): Promise<void> {
     const js = jetstream(this.nc);
-    const stored = withoutInlineToken(DeadLetter.parse(letter));
-    await js.publish(this.names.dlqSubject(letter.taskID), JSON.stringify(stored));
+    let stored = withoutInlineToken(DeadLetter.parse(letter));
+    stored = { ...stored, reason: cutUtf8(stored.reason, MAX_ERROR_BYTES) };
+    let data = JSON.stringify(stored);
+    if (utf8Length(data) > messageBudget(this.nc.info?.max_payload)) {
+      const key = deadLetterPayloadKey(letter.taskID);
+      const store = await new Objm(this.nc).open(this.names.objectStore);
+      const info = await store.putBlob({ name: key }, new TextEncoder().encode(stored.payload));
+      stored = {
+        ...stored,
+        payload: "",
+        payloadRef: {
+          bucket: this.names.objectStore,
+          key,
+          kind: "dead-letter-payload",
+          size: info.size,
+          digest: info.digest,
+        },
+      };
+      data = JSON.stringify(stored);
+    }
+    await js.publish(this.names.dlqSubject(letter.taskID), data);
   }
 
   /** Every dead letter, oldest first. */
@@ -65,6 +88,8 @@ export class DeadLetters {
         { cause: err },
       );
     }
+    if (letter.payloadRef)
+      letter = { ...letter, payload: await this.storedPayload(letter, letter.payloadRef.key) };
     const payload = replayPayload(letter, credentials);
     const leases = await new Kvm(this.nc).open(this.names.kv.leases);
     const { value } = await casUpdate(leases, `task.${taskID}`, TaskLease, (current) => ({
@@ -79,7 +104,25 @@ export class DeadLetters {
     const h = headers();
     h.set("Nats-Msg-Id", `${taskID}:replay:${generation}`);
     await jetstream(this.nc).publish(letter.subject, payload, { headers: h });
+    if (letter.payloadRef) {
+      // The dead letter is gone; its copy of the task would be an orphan (a new dead letter stores it again).
+      const store = await new Objm(this.nc).open(this.names.objectStore);
+      await store.delete(letter.payloadRef.key).catch(() => undefined);
+    }
     return letter;
+  }
+
+  /** The task message a dead letter keeps in the object store. */
+  private async storedPayload(letter: DeadLetter, key: string): Promise<string> {
+    const store = await new Objm(this.nc).open(this.names.objectStore);
+    const data = await store.getBlob(key);
+    if (!data) {
+      throw new StationError(
+        ErrorCodes.InvalidTask,
+        `dead letter for task ${letter.taskID}: its task message is not in ${this.names.objectStore} at ${key} any more; it cannot be replayed`,
+      );
+    }
+    return new TextDecoder().decode(data);
   }
 }
 

@@ -18,6 +18,10 @@ export const ErrorCodes = {
   Timeout: "TIMEOUT",
   /** The coding agent reported a failure (a provider error, a failed turn). */
   AgentError: "AGENT_ERROR",
+  /** The task names a model or provider the agent does not have; the message lists those it has. */
+  ModelNotFound: "MODEL_NOT_FOUND",
+  /** The task names an agent that does not exist; the message lists those that do. */
+  AgentNotFound: "AGENT_NOT_FOUND",
   /** The agent or its server could not be reached or broke the connection. */
   AgentUnavailable: "AGENT_UNAVAILABLE",
   /** The workspace could not be prepared (bad path, escape attempt, I/O failure). */
@@ -36,6 +40,13 @@ export const ErrorCodes = {
   PermissionDenied: "PERMISSION_DENIED",
   /** The worker lost its lease on the task (another worker owns it now). */
   LeaseLost: "LEASE_LOST",
+  /**
+   * The task's result did not fit in a message (the server's max_payload) even with its text cut;
+   * the whole result is in the object store (`fullResult`).
+   */
+  ResultTooLarge: "RESULT_TOO_LARGE",
+  /** A message was larger than the server's max_payload or a stream's max_msg_size. */
+  PayloadTooLarge: "PAYLOAD_TOO_LARGE",
   /** A client-side wait ran out before the task finished. */
   WaitTimeout: "WAIT_TIMEOUT",
   /** Anything else: a bug or an unexpected failure. */

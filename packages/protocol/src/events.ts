@@ -112,6 +112,10 @@ const eventFields = {
   attempt: z.number().int().positive().optional(),
   /** Stable error code, on `error` events. */
   errorCode: z.string().optional(),
+  /** Text in this event was cut to fit the server's max_payload; `fullEvent` holds it whole. */
+  truncated: z.boolean().optional(),
+  /** The whole event as emitted (JSON), stored in the object store when it was too large to publish. */
+  fullEvent: ArtifactRef.optional(),
 };
 
 const variant = <T extends (typeof EVENT_TYPES)[number]>(type: T) =>

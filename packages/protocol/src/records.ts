@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { ArtifactRef } from "./artifacts.js";
+import { MAX_CANCEL_REASON_LENGTH } from "./limits.js";
 import { Timestamp } from "./schema-helpers.js";
 
 /** A Station coding session, stored in the sessions KV bucket under its name. */
@@ -40,7 +42,12 @@ export type AgentContext = z.infer<typeof AgentContext>;
 /** A request to cancel a task, published on its cancel subject. */
 export const CancelRequest = z.object({
   taskID: z.string(),
-  reason: z.string().optional(),
+  /** Why; quoted in the task's result and `error` event, so at most {@link MAX_CANCEL_REASON_LENGTH} characters. */
+  reason: z
+    .string()
+    .max(MAX_CANCEL_REASON_LENGTH, `must be at most ${MAX_CANCEL_REASON_LENGTH} characters`)
+    .meta({ description: `At most ${MAX_CANCEL_REASON_LENGTH} characters (quoted in the result).` })
+    .optional(),
   requestedAt: Timestamp.optional(),
   requestedBy: z.string().optional(),
 });
@@ -90,6 +97,11 @@ export const DeadLetter = z.object({
    * dispatchers, a secret is not.
    */
   payload: z.string(),
+  /**
+   * Where the task message is kept when the dead letter would not fit in a message with it (the
+   * server's max_payload): `payload` is then empty and a replay reads the message from here.
+   */
+  payloadRef: ArtifactRef.optional(),
   /** The task carried `workspace.git.token`; a replay must supply the token again. */
   gitTokenRemoved: z.boolean().optional(),
   streamSeq: z.number().int().nonnegative().optional(),

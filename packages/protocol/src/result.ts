@@ -103,6 +103,10 @@ export const TaskResult = z.object({
   org: z.string().optional(),
   completedAt: Timestamp.optional(),
   metadata: z.record(z.string(), z.string()).optional(),
+  /** Text in this result was cut to fit the server's max_payload; `fullResult` holds it whole. */
+  truncated: z.boolean().optional(),
+  /** The whole result (JSON), stored in the object store when it was too large to publish. */
+  fullResult: ArtifactRef.optional(),
 });
 /** The final result of a task. */
 export type TaskResult = z.infer<typeof TaskResult>;

@@ -151,6 +151,11 @@ export function sessionExportKey(session: string): string {
   return `sessions/${session}/opencode-export.json`;
 }
 
+/** Object store key of the task message of a dead letter too large to hold it (see `DeadLetter.payloadRef`). */
+export function deadLetterPayloadKey(taskID: string): string {
+  return `dlq/${taskID}/task.json`;
+}
+
 /** KV key of an agent context entry (agent id + context key). */
 export function contextKey(agentID: string, key: string): string {
   return `${validateName("agentID", agentID)}.${validateName("key", key)}`;

@@ -1,21 +1,96 @@
 import { z } from "zod";
 import { ErrorCodes, ValidationError } from "./errors.js";
+import {
+  MAX_COMMIT_MESSAGE_LENGTH,
+  MAX_GIT_ARG_LENGTH,
+  MAX_IDENTIFIER_LENGTH,
+  MAX_METADATA_BYTES,
+  MAX_METADATA_ENTRIES,
+  MAX_METADATA_KEY_LENGTH,
+  MAX_METADATA_VALUE_LENGTH,
+  MAX_PROMPT_BYTES,
+  MAX_PROMPT_LENGTH,
+  MAX_TIMEOUT_MS,
+  utf8Length,
+} from "./limits.js";
 import { FileName, Name, parseWith } from "./schema-helpers.js";
 import type { CodingNames } from "./subjects.js";
-
-/** Longest prompt accepted, in characters. Larger inputs belong in staged input files. */
-export const MAX_PROMPT_LENGTH = 512 * 1024;
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** A string passed to git (URL, branch, ref, path): no leading "-" and no control characters. */
-const GitArg = z.string().superRefine((value, ctx) => {
-  if (value.length === 0) ctx.addIssue({ code: "custom", message: "must not be empty" });
-  else if (value.startsWith("-")) ctx.addIssue({ code: "custom", message: 'must not start with "-"' });
-  else if (CONTROL.test(value))
-    ctx.addIssue({ code: "custom", message: "must not contain control characters" });
-});
+const GitArg = z
+  .string()
+  .max(MAX_GIT_ARG_LENGTH, `must be at most ${MAX_GIT_ARG_LENGTH} characters`)
+  .superRefine((value, ctx) => {
+    if (value.length === 0) ctx.addIssue({ code: "custom", message: "must not be empty" });
+    else if (value.startsWith("-")) ctx.addIssue({ code: "custom", message: 'must not start with "-"' });
+    else if (CONTROL.test(value))
+      ctx.addIssue({ code: "custom", message: "must not contain control characters" });
+  });
+
+/** An agent, provider or model name: quoted in error messages, so bounded. */
+const Identifier = z
+  .string()
+  .max(MAX_IDENTIFIER_LENGTH, `must be at most ${MAX_IDENTIFIER_LENGTH} characters`);
+
+/** The prompt: echoed in the `prompt_sent` event, so bounded in characters and in bytes. */
+const Prompt = z
+  .string()
+  .max(MAX_PROMPT_LENGTH, `must be at most ${MAX_PROMPT_LENGTH} characters; stage larger inputs as files`)
+  .refine(
+    (value) => utf8Length(value) <= MAX_PROMPT_BYTES,
+    `must be at most ${MAX_PROMPT_BYTES} bytes in UTF-8; stage larger inputs as files`,
+  )
+  .meta({
+    description: `At most ${MAX_PROMPT_LENGTH} characters and ${MAX_PROMPT_BYTES} bytes in UTF-8 (echoed in the prompt_sent event).`,
+  });
+
+/** Free-form labels, copied into the result: bounded so that the result always fits in a message. */
+const Metadata = z
+  .record(z.string(), z.string())
+  .superRefine((labels, ctx) => {
+    const keys = Object.keys(labels);
+    if (keys.length > MAX_METADATA_ENTRIES) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must have at most ${MAX_METADATA_ENTRIES} entries (has ${keys.length})`,
+      });
+      return;
+    }
+    for (const key of keys) {
+      if (key.length > MAX_METADATA_KEY_LENGTH) {
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `key must be at most ${MAX_METADATA_KEY_LENGTH} characters`,
+        });
+        return;
+      }
+      if ((labels[key] ?? "").length > MAX_METADATA_VALUE_LENGTH) {
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `must be at most ${MAX_METADATA_VALUE_LENGTH} characters`,
+        });
+        return;
+      }
+    }
+    const bytes = utf8Length(JSON.stringify(labels));
+    if (bytes > MAX_METADATA_BYTES) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON (is ${bytes})`,
+      });
+    }
+  })
+  .meta({
+    maxProperties: MAX_METADATA_ENTRIES,
+    propertyNames: { type: "string", maxLength: MAX_METADATA_KEY_LENGTH },
+    additionalProperties: { type: "string", maxLength: MAX_METADATA_VALUE_LENGTH },
+    description: `Free-form labels carried into the result and logs: at most ${MAX_METADATA_ENTRIES} entries, keys of at most ${MAX_METADATA_KEY_LENGTH} characters, values of at most ${MAX_METADATA_VALUE_LENGTH} characters, at most ${MAX_METADATA_BYTES} bytes as JSON.`,
+  });
 
 /** Git repository for a workspace. */
 export const GitSpec = z.object({
@@ -34,7 +109,7 @@ export const GitSpec = z.object({
   /** Shallow clone depth. */
   depth: z.number().int().positive().optional(),
   /** Sparse checkout paths. */
-  sparse: z.array(GitArg).optional(),
+  sparse: z.array(GitArg).max(100).optional(),
 });
 /** Git repository for a workspace. */
 export type GitSpec = z.infer<typeof GitSpec>;
@@ -65,7 +140,7 @@ export const Task = z
     taskID: Name,
     /** @default "code" */
     op: TaskOp.optional(),
-    prompt: z.string().max(MAX_PROMPT_LENGTH).optional(),
+    prompt: Prompt.optional(),
     session: z
       .object({
         /** Station session name. @default the taskID */
@@ -88,10 +163,16 @@ export const Task = z
       })
       .optional(),
     /** OpenCode agent name. */
-    agent: z.string().optional(),
-    model: z.object({ providerID: z.string(), modelID: z.string() }).optional(),
-    /** Time limit in milliseconds. @default the worker's task timeout */
-    timeout: z.number().int().positive().optional(),
+    agent: Identifier.optional(),
+    model: z.object({ providerID: Identifier, modelID: Identifier }).optional(),
+    /** Time limit in milliseconds, at most {@link MAX_TIMEOUT_MS}. @default the worker's task timeout */
+    timeout: z
+      .number()
+      .int()
+      .positive()
+      .max(MAX_TIMEOUT_MS, `must be at most ${MAX_TIMEOUT_MS} ms (about 24.8 days)`)
+      .meta({ description: `Milliseconds, at most ${MAX_TIMEOUT_MS} (about 24.8 days).` })
+      .optional(),
     callback: z
       .object({
         streamSubject: z.string().optional(),
@@ -107,7 +188,10 @@ export const Task = z
     /** For `op: "commit"`: the commit to make. */
     commit: z
       .object({
-        message: z.string().min(1),
+        message: z
+          .string()
+          .min(1)
+          .max(MAX_COMMIT_MESSAGE_LENGTH, `must be at most ${MAX_COMMIT_MESSAGE_LENGTH} characters`),
         /** Stage every change (`git add -A`) first. @default true */
         all: z.boolean().optional(),
       })
@@ -122,8 +206,8 @@ export const Task = z
       .optional(),
     /** Store a snapshot of the workspace after the task. */
     snapshot: z.boolean().optional(),
-    /** Free-form labels carried into the result and logs. */
-    metadata: z.record(z.string(), z.string()).optional(),
+    /** Free-form labels carried into the result and logs (bounded, see the MAX_METADATA_* limits). */
+    metadata: Metadata.optional(),
   })
   .superRefine((task, ctx) => {
     const op = task.op ?? "code";
