@@ -8,6 +8,7 @@ import type { CodingNamesOptions, TopologyOptions } from "@station-coding/protoc
 import {
   CleanupPolicy,
   ErrorCodes,
+  MAX_TIMEOUT_MS,
   Name,
   ValidationError,
   parseDuration,
@@ -49,7 +50,7 @@ const RawOptions = z.object({
   retryDelay: Duration.optional(),
   /** Longest retry delay. @default "60s" */
   maxRetryDelay: Duration.optional(),
-  /** Time limit of a task that sets none. @default "30m" */
+  /** Time limit of a task that sets none, at most 2^31-1 ms (about 24.8 days). @default "30m" */
   taskTimeout: Duration.optional(),
   /** How long in-flight tasks may finish after SIGTERM before they are handed back. @default "30s" */
   shutdownGrace: Duration.optional(),
@@ -179,8 +180,24 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
   const o = parseWith(RawOptions, raw, "options", ErrorCodes.InvalidConfig);
   const servers = o.servers ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
   const concurrency = o.concurrency ?? 4;
-  const ms = (field: string, value: string | number | undefined, fallback: string | number): number =>
-    parseDuration(field, value ?? fallback);
+  // Every duration below drives a Node.js timer, which fires at once when given more than 2^31-1 ms.
+  const ms = (
+    field: string,
+    value: string | number | undefined,
+    fallback: string | number,
+    max = MAX_TIMEOUT_MS,
+  ): number => {
+    const parsed = parseDuration(field, value ?? fallback);
+    if (parsed > max) {
+      throw new ValidationError(
+        field,
+        "max",
+        `${field} ${parsed}ms: must be at most ${max}ms (about 24.8 days, the longest Node.js timer)`,
+        ErrorCodes.InvalidConfig,
+      );
+    }
+    return parsed;
+  };
   const ackWait = ms("ackWait", o.ackWait, "30s");
   if (ackWait < 1_000) {
     throw new ValidationError(
@@ -219,7 +236,8 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     coalesceMs: o.coalesceMs ?? 100,
     ensureTopology: o.ensureTopology ?? true,
     cleanupPolicy: o.cleanupPolicy ?? "on_session_end",
-    workspaceMaxAge: ms("workspaceMaxAge", o.workspaceMaxAge, "7d"),
+    // An age, compared with timestamps; its sweep timer runs at most hourly.
+    workspaceMaxAge: ms("workspaceMaxAge", o.workspaceMaxAge, "7d", Number.MAX_SAFE_INTEGER),
     maxInputBytes: o.maxInputBytes ?? 64 * 1024 * 1024,
     git: {
       ...withoutUndefined(o.git ?? {}),
