@@ -1,7 +1,9 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import type { EventDraft, StreamEvent } from "@station-coding/protocol";
+import type { ArtifactRef, EventDraft, StreamEvent } from "@station-coding/protocol";
 import type { Logger } from "pino";
+import { fitJson } from "./fit-message.js";
+import { PayloadTooLargeError, publishBounded } from "./publish.js";
 import type { SecretRedactor } from "./redact.js";
 
 /** Options of an {@link EventPublisher}. */
@@ -20,6 +22,18 @@ export interface EventPublisherOptions {
   attempt: number;
   /** Publishes kept in flight at once before events queue locally. @default 256 */
   maxInFlight?: number;
+  /** Largest event to publish, in bytes: the server's max_payload less room for headers. */
+  maxBytes: () => number;
+  /** Stores the whole of an event too large to publish (as an artifact); the event refers to it. */
+  offload?: (name: string, data: Uint8Array) => Promise<ArtifactRef>;
+  /** Attempts of one publish while the server is unavailable, before the event is dropped. @default 30 */
+  maxAttempts?: number;
+}
+
+interface Queued {
+  seq: number;
+  /** The message body; undefined while an oversized event is being stored and cut. */
+  data: string | undefined;
 }
 
 type Coalescible = Extract<EventDraft, { type: "text" | "thinking" }>;
@@ -28,11 +42,17 @@ type Coalescible = Extract<EventDraft, { type: "text" | "thinking" }>;
  * Publishes a task's events in order with `seq` and `Nats-Msg-Id: <taskID>:<seq>`, without ever
  * blocking the task: `emit` only queues. Chatty text is coalesced; failed publishes are retried
  * with the same message id (deduplicated by the stream), so a flapping connection loses nothing.
+ *
+ * Bounded: an event larger than `maxBytes` is stored whole through `offload` and published with
+ * its long strings cut (`truncated`, `fullEvent`); a publish is tried at most `maxAttempts` times
+ * and never again when it cannot succeed (too large, permission denied). An event given up is
+ * logged and counted in `dropped`, so that `flush` always returns.
  */
 export class EventPublisher {
   private nextSeq: number;
   private published = 0;
-  private readonly queue: { seq: number; data: string }[] = [];
+  private droppedCount = 0;
+  private readonly queue: Queued[] = [];
   private inFlight = 0;
   private pending: Coalescible | undefined;
   private pendingTimer: NodeJS.Timeout | undefined;
@@ -53,6 +73,11 @@ export class EventPublisher {
   /** Events the stream has acknowledged. */
   get acknowledged(): number {
     return this.published;
+  }
+
+  /** Events given up: they could not be published within the attempts allowed. */
+  get dropped(): number {
+    return this.droppedCount;
   }
 
   /** Queues an event; returns at once. */
@@ -103,18 +128,70 @@ export class EventPublisher {
       workerID: this.o.workerID,
       attempt: this.o.attempt,
     } as StreamEvent;
-    this.queue.push({ seq, data: JSON.stringify(event) });
+    const data = JSON.stringify(event);
+    const item: Queued = { seq, data: undefined };
+    if (Buffer.byteLength(data) <= this.o.maxBytes()) item.data = data;
+    else
+      void this.shrink(event, data).then((small) => {
+        item.data = small;
+        this.pump();
+      });
+    this.queue.push(item);
     this.pump();
+  }
+
+  /** An oversized event: stored whole (when it can be), published cut to fit. Never rejects. */
+  private async shrink(event: StreamEvent, data: string): Promise<string> {
+    const maxBytes = this.o.maxBytes();
+    let fullEvent: ArtifactRef | undefined;
+    try {
+      fullEvent = await this.o.offload?.(`event-${event.seq}.json`, Buffer.from(data));
+    } catch (err) {
+      this.o.logger.warn({ err, seq: event.seq }, "could not store an oversized event whole");
+    }
+    this.o.logger.warn(
+      { seq: event.seq, type: event.type, bytes: Buffer.byteLength(data), maxBytes, stored: fullEvent?.key },
+      "event larger than a message may be; publishing it cut",
+    );
+    const mark = (cut: StreamEvent): StreamEvent => ({
+      ...cut,
+      truncated: true,
+      ...(fullEvent ? { fullEvent } : {}),
+    });
+    const stub = () => JSON.stringify(this.stub(event, Buffer.byteLength(data), fullEvent));
+    try {
+      return fitJson(event, maxBytes, mark) ?? stub();
+    } catch {
+      return stub();
+    }
+  }
+
+  /** What is left of an event that cannot be cut to fit: its envelope and a note. */
+  private stub(event: StreamEvent, bytes: number, fullEvent: ArtifactRef | undefined): StreamEvent {
+    const where = fullEvent ? `stored whole as ${fullEvent.key}` : "not stored";
+    return {
+      taskID: event.taskID,
+      seq: event.seq,
+      timestamp: event.timestamp,
+      type: event.type,
+      ...(event.workerID !== undefined ? { workerID: event.workerID } : {}),
+      ...(event.attempt !== undefined ? { attempt: event.attempt } : {}),
+      content: `${event.type} event of ${bytes} bytes is larger than a message may be; ${where}`,
+      truncated: true,
+      ...(fullEvent ? { fullEvent } : {}),
+    };
   }
 
   private pump(): void {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      const item = this.queue.shift();
+      const item = this.queue[0];
       if (!item) break;
+      // Order is kept: later events wait until an oversized one at the head is ready (it pumps then).
+      if (item.data === undefined) return;
+      this.queue.shift();
       this.inFlight += 1;
       void this.publish(item.seq, item.data).finally(() => {
         this.inFlight -= 1;
-        this.published += 1;
         this.pump();
         if (this.inFlight === 0 && this.queue.length === 0) {
           const waiters = this.idle;
@@ -125,20 +202,30 @@ export class EventPublisher {
     }
   }
 
-  private async publish(seq: number, data: string): Promise<void> {
+  private async publish(seq: number, data: string, stubbed = false): Promise<void> {
     const h = headers();
     h.set("Nats-Msg-Id", `${this.o.taskID}:${seq}`);
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        await this.o.js.publish(this.o.subject, data, { headers: h, timeout: 2_000 });
-        return;
-      } catch (err) {
+    const log = this.o.logger;
+    try {
+      await publishBounded(this.o.js, this.o.subject, data, {
+        headers: h,
+        attempts: this.o.maxAttempts ?? 30,
         // The bus is down or slow: keep the event and try again; the message id makes it safe.
-        if (attempt === 1 || attempt % 20 === 0) {
-          this.o.logger.warn({ err, seq, attempt }, "event publish failed, retrying");
-        }
-        await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 50 * attempt)));
+        onRetry: (err, attempt) => {
+          if (attempt === 1 || attempt % 10 === 0)
+            log.warn({ err, seq, attempt }, "event publish failed, retrying");
+        },
+      });
+      this.published += 1;
+    } catch (err) {
+      if (err instanceof PayloadTooLargeError && !stubbed) {
+        // The server's limit shrank under us (a reconnect to a server with a smaller one): publish a note instead.
+        const event = JSON.parse(data) as StreamEvent;
+        const stub = this.stub(event, Buffer.byteLength(data), undefined);
+        return this.publish(seq, JSON.stringify(stub), true);
       }
+      this.droppedCount += 1;
+      log.error({ err, seq }, "event could not be published; dropped");
     }
   }
 }

@@ -20,10 +20,13 @@ import type {
 import {
   CancelledError,
   ErrorCodes,
+  MAX_ERROR_BYTES,
   StationError,
   TimeoutError,
   artifactKey,
+  cutUtf8,
   inputKey,
+  messageBudget,
   parseTask,
   patchKey,
   snapshotKey,
@@ -35,9 +38,11 @@ import {
 import type { Logger } from "pino";
 import type { AgentDriver, OpenedSession, PromptResult } from "./driver.js";
 import { EventPublisher } from "./event-publisher.js";
+import { fitJson } from "./fit-message.js";
 import type { HeldLease, HeldLock, Leases } from "./lease.js";
 import { LeaseLostError } from "./lease.js";
 import type { ResolvedWorkerOptions } from "./options.js";
+import { publishBounded, publishFailure } from "./publish.js";
 import type { SecretRedactor } from "./redact.js";
 import type { WorkspaceChanges } from "./changes.js";
 import type { PushInfo } from "./git-publish.js";
@@ -77,7 +82,12 @@ export interface RunnerDeps {
   stats: RunnerStats;
   /** Aborted when the shutdown grace period ends. */
   shutdown: AbortSignal;
+  /** The server's max_payload from its INFO (undefined before the first INFO arrives). */
+  maxPayload: () => number | undefined;
 }
+
+/** Attempts of one result publish while the server is unavailable (about a minute in all). */
+const RESULT_PUBLISH_ATTEMPTS = 30;
 
 const headerGetter = {
   get(carrier: JsMsg["headers"], key: string): string | undefined {
@@ -131,6 +141,7 @@ export class TaskRunner {
   /** An invalid task: error result when a taskID can be recovered, terminate, log. */
   private async reject(msg: JsMsg, err: unknown, log: Logger): Promise<void> {
     const wire = toWireError(err);
+    wire.error = cutUtf8(wire.error, MAX_ERROR_BYTES);
     const taskID = recoverTaskID(msg.data);
     log.warn({ taskID, error: wire.error }, "invalid task rejected");
     if (taskID !== undefined && !(await this.d.lookups.result(taskID))) {
@@ -149,7 +160,11 @@ export class TaskRunner {
           this.d,
         ),
         0,
-      );
+        log,
+      ).catch((e: unknown) => {
+        if (e instanceof StationError && e.retryable) throw e;
+        log.error({ err: e, taskID }, "could not publish the error result of an invalid task");
+      });
     }
     await this.terminate(msg, `invalid task: ${wire.error}`);
   }
@@ -257,6 +272,8 @@ export class TaskRunner {
       logger: log,
       workerID: options.workerID,
       attempt,
+      maxBytes: () => messageBudget(this.d.maxPayload()),
+      offload: (name, data) => this.storeArtifact(task.taskID, name, data, "event"),
     });
     const emit = (event: EventDraft): void => {
       publisher.emit(event);
@@ -404,8 +421,9 @@ export class TaskRunner {
     }
 
     const wire = failure === undefined ? undefined : toWireError(failure);
-    // The error text also goes to the lease record and the dead letter, which are not redacted on the way.
-    if (wire) wire.error = this.d.redactor.redact(wire.error);
+    // The error text also goes to the lease record and the dead letter, which are not redacted on
+    // the way; and it is echoed in an event and the result, so it is bounded.
+    if (wire) wire.error = cutUtf8(this.d.redactor.redact(wire.error), MAX_ERROR_BYTES);
     // NATS itself failed (a server restart mid-task): the task may be fine, so it is retried.
     if (wire && isNatsUnavailable(failure)) wire.retryable = true;
     if (wire) emit({ type: "error", content: wire.error, errorCode: wire.errorCode });
@@ -470,20 +488,14 @@ export class TaskRunner {
     if (commit) result.commit = commit;
     if (pushed) result.push = pushed;
     if (wire && wire.retryable && status === "error") {
-      await this.d.deadLetters
-        .add({
-          taskID: task.taskID,
-          ...(this.d.names.org !== undefined ? { org: this.d.names.org } : {}),
-          reason: `failed ${attempt} times: ${wire.error}`,
-          errorCode: wire.errorCode,
-          attempts: attempt,
-          subject: delivery.msg.subject,
-          payload: this.d.redactor.redact(new TextDecoder().decode(delivery.msg.data)),
-          streamSeq: delivery.msg.seq,
-          workerID: options.workerID,
-          deadAt: new Date().toISOString(),
-        })
-        .catch((err: unknown) => log.error({ err }, "could not write the dead letter"));
+      await this.deadLetter(
+        delivery.msg,
+        task,
+        attempt,
+        `failed ${attempt} times: ${wire.error}`,
+        wire.errorCode,
+        log,
+      );
     }
     setSpanMetrics(span, result);
     // Cleanup before the result: a `close` result means the workspace is gone.
@@ -507,7 +519,19 @@ export class TaskRunner {
     // The session is free once its state is recorded: a follow-up task need not wait for the ack.
     if (lock)
       await leases.unlockSession(lock).catch((err: unknown) => log.warn({ err }, "session unlock failed"));
-    await this.publishResult(result, lease.value.generation ?? 0);
+    try {
+      await this.publishResult(result, lease.value.generation ?? 0, log);
+    } catch (err) {
+      if (err instanceof StationError && err.retryable) throw err;
+      // Trying again cannot help (e.g. permission denied): end the task here rather than run it again.
+      const reason = `the result could not be published: ${err instanceof Error ? err.message : String(err)}`;
+      log.error({ err }, reason);
+      await this.deadLetter(delivery.msg, task, attempt, reason, ErrorCodes.Internal, log);
+      await leases.settle(lease, "done", reason).catch(() => undefined);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: reason }).end();
+      await this.terminate(delivery.msg, reason);
+      return;
+    }
     await leases
       .settle(lease, "done", wire?.error)
       .catch((err: unknown) => log.warn({ err }, "result published; could not mark the lease done"));
@@ -576,20 +600,9 @@ export class TaskRunner {
     log: Logger,
   ): Promise<void> {
     log.error({ attempts }, reason);
-    // The dead letter keeps the task message minus its inline token (see DeadLetters.add), and
-    // with every secret this worker knows masked, e.g. a token pasted into the prompt.
     this.d.redactor.add(task.workspace.git?.token);
-    await this.d.deadLetters.add({
-      taskID: task.taskID,
-      ...(this.d.names.org !== undefined ? { org: this.d.names.org } : {}),
-      reason,
-      errorCode: ErrorCodes.RetriesExhausted,
-      attempts,
-      subject: source.subject,
-      payload: this.d.redactor.redact(new TextDecoder().decode(source.data)),
-      streamSeq: source.seq,
-      workerID: this.d.options.workerID,
-      deadAt: new Date().toISOString(),
+    await this.deadLetter(source, task, attempts, reason, ErrorCodes.RetriesExhausted, log, {
+      orThrow: true,
     });
     const wire: WireError = {
       error: reason,
@@ -613,37 +626,124 @@ export class TaskRunner {
         this.d,
       ),
       0,
-    );
+      log,
+    ).catch((err: unknown) => {
+      if (err instanceof StationError && err.retryable) throw err;
+      log.error({ err }, "could not publish the error result of a task given up; its dead letter remains");
+    });
     await this.d.leases.markDone(task.taskID, reason);
     this.d.stats.failed += 1;
   }
 
-  private async publishResult(result: TaskResult, generation: number): Promise<void> {
-    const h = headers();
-    h.set(
-      "Nats-Msg-Id",
-      generation > 0 ? `${result.taskID}:result:${generation}` : `${result.taskID}:result`,
-    );
-    const subject = this.d.names.resultSubject(result.taskID);
-    const data = JSON.stringify(this.d.redactor.redactValue(result));
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        const ack = await this.d.js.publish(subject, data, { headers: h, timeout: 2_000 });
-        if (ack.duplicate) {
-          // Our own retried publish is fine; a result stored under our message id by someone else
-          // (a forged publish) must not swallow the real one.
-          const stored = await this.d.lookups.result(result.taskID).catch(() => undefined);
-          if (stored && stored.workerID !== result.workerID) {
-            h.set("Nats-Msg-Id", `${result.taskID}:result:${result.workerID ?? "worker"}:${Date.now()}`);
-            continue;
-          }
-        }
-        return;
-      } catch (err) {
-        if (attempt >= 30) throw err;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * attempt)));
-      }
+  /**
+   * Records a dead letter: the task message minus its inline token (see DeadLetters.add) and with
+   * every secret this worker knows masked, e.g. a token pasted into the prompt. A failure is logged;
+   * with `orThrow`, one that a later try may overcome (NATS unavailable) is thrown.
+   */
+  private async deadLetter(
+    source: { subject: string; data: Uint8Array; seq: number },
+    task: ResolvedTask,
+    attempts: number,
+    reason: string,
+    errorCode: string,
+    log: Logger,
+    { orThrow = false } = {},
+  ): Promise<void> {
+    const subject = this.d.names.dlqSubject(task.taskID);
+    try {
+      await this.d.deadLetters.add({
+        taskID: task.taskID,
+        ...(this.d.names.org !== undefined ? { org: this.d.names.org } : {}),
+        reason,
+        errorCode,
+        attempts,
+        subject: source.subject,
+        payload: this.d.redactor.redact(new TextDecoder().decode(source.data)),
+        streamSeq: source.seq,
+        workerID: this.d.options.workerID,
+        deadAt: new Date().toISOString(),
+      });
+    } catch (err) {
+      const failure = publishFailure(err, subject, source.data.byteLength);
+      if (orThrow && failure.retryable) throw failure;
+      log.error({ err: failure }, "could not write the dead letter");
     }
+  }
+
+  /**
+   * Publishes a task's result, bounded: one too large for a message is stored whole in the object
+   * store and published with its text cut (or, when cutting is not enough, as a small
+   * `RESULT_TOO_LARGE` error result), and a publish is tried at most {@link RESULT_PUBLISH_ATTEMPTS}
+   * times.
+   *
+   * @throws StationError when it could not be published; `retryable` says whether a later try may.
+   */
+  private async publishResult(result: TaskResult, generation: number, log: Logger): Promise<void> {
+    const h = headers();
+    let msgID = generation > 0 ? `${result.taskID}:result:${generation}` : `${result.taskID}:result`;
+    const subject = this.d.names.resultSubject(result.taskID);
+    const data = await this.resultMessage(this.d.redactor.redactValue(result), log);
+    for (let forged = 0; ; forged += 1) {
+      h.set("Nats-Msg-Id", msgID);
+      const ack = await publishBounded(this.d.js, subject, data, {
+        headers: h,
+        attempts: RESULT_PUBLISH_ATTEMPTS,
+        onRetry: (err, attempt) => {
+          if (attempt === 1 || attempt % 10 === 0)
+            log.warn({ err, attempt }, "result publish failed, retrying");
+        },
+      });
+      if (!ack.duplicate || forged >= 3) return;
+      // Our own retried publish is fine; a result stored under our message id by someone else
+      // (a forged publish) must not swallow the real one.
+      const stored = await this.d.lookups.result(result.taskID).catch(() => undefined);
+      if (!stored || stored.workerID === result.workerID) return;
+      msgID = `${result.taskID}:result:${result.workerID ?? "worker"}:${Date.now()}`;
+    }
+  }
+
+  /** The result's message body, within the server's max_payload. */
+  private async resultMessage(result: TaskResult, log: Logger): Promise<string> {
+    const whole = JSON.stringify(result);
+    const budget = messageBudget(this.d.maxPayload());
+    const bytes = Buffer.byteLength(whole);
+    if (bytes <= budget) return whole;
+    let fullResult: ArtifactRef | undefined;
+    try {
+      fullResult = await this.storeArtifact(result.taskID, "result.json", Buffer.from(whole), "result");
+    } catch (err) {
+      log.warn({ err }, "could not store an oversized result whole");
+    }
+    const cut = fitJson(result, budget, (r) => ({
+      ...r,
+      truncated: true,
+      ...(fullResult ? { fullResult } : {}),
+    }));
+    log.warn(
+      { bytes, budget, stored: fullResult?.key, cut: cut !== undefined },
+      "result larger than a message may be",
+    );
+    if (cut !== undefined) return cut;
+    const where = fullResult
+      ? `the whole result is in ${fullResult.bucket} at ${fullResult.key}`
+      : "it could not be stored either";
+    return JSON.stringify({
+      taskID: result.taskID,
+      status: "error",
+      error: `the result of task ${result.taskID} (${result.status}) is ${bytes} bytes, more than a message may hold (${budget}); ${where}`,
+      errorType: "ResultTooLargeError",
+      errorCode: ErrorCodes.ResultTooLarge,
+      retryable: false,
+      session: result.session,
+      workspace: result.workspace,
+      metrics: result.metrics,
+      ...(result.workerID !== undefined ? { workerID: result.workerID } : {}),
+      ...(result.org !== undefined ? { org: result.org } : {}),
+      ...(result.completedAt !== undefined ? { completedAt: result.completedAt } : {}),
+      ...(result.metadata !== undefined ? { metadata: result.metadata } : {}),
+      truncated: true,
+      ...(fullResult ? { fullResult } : {}),
+    } satisfies TaskResult);
   }
 
   private async lastEventSeq(subject: string): Promise<number> {

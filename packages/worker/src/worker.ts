@@ -188,6 +188,7 @@ export class CodingWorker {
         tracer,
         stats: this.stats,
         shutdown: this.shutdown.signal,
+        maxPayload: () => nc.info?.max_payload,
       });
       const cancels = nc.subscribe(`${names.cancelPrefix}.*`, {
         callback: (err, msg) => {

@@ -23,7 +23,9 @@ export type Step =
   /** SIGKILLs the process running the worker (for crash tests in child processes). */
   | { crash: true; onceFile?: string }
   | { deltas: { count: number; text: string } }
-  | { writeFile: { name: string; content: string } };
+  | { writeFile: { name: string; content: string } }
+  /** Writes `count` small files named `<prefix><n>.txt`. */
+  | { writeFiles: { count: number; prefix: string } };
 
 /** A script: steps and the usage to report. */
 export interface Script {
@@ -140,6 +142,11 @@ export class ScriptedDriver implements AgentDriver {
       } else if ("writeFile" in step) {
         const { writeFile } = await import("node:fs/promises");
         await writeFile(`${request.directory}/${step.writeFile.name}`, step.writeFile.content);
+      } else if ("writeFiles" in step) {
+        const { writeFile } = await import("node:fs/promises");
+        for (let i = 0; i < step.writeFiles.count; i += 1) {
+          await writeFile(`${request.directory}/${step.writeFiles.prefix}${i}.txt`, `${i}\n`);
+        }
       }
     }
     const usage = s.usage ?? { input: 10, output: 5 };
