@@ -46,6 +46,7 @@ export {
   TaskLease,
   WorkerPresence,
   WorkerState,
+  cancelRequestFrom,
 } from "./records.js";
 export { AgentContextStore } from "./context-store.js";
 export { DeadLetters } from "./dead-letters.js";

@@ -2,7 +2,8 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { z } from "zod";
-import { CancelRequest, DeadLetter } from "./records.js";
+import type { CancelRequest } from "./records.js";
+import { DeadLetter, cancelRequestFrom } from "./records.js";
 import { TaskResult } from "./result.js";
 import type { CodingNames } from "./subjects.js";
 
@@ -52,10 +53,15 @@ export class TaskLookups {
     return parseStored(TaskResult, msg);
   }
 
-  /** The stored cancel request of a task, or undefined. */
+  /** The stored cancel request of a task, or undefined (see {@link cancelRequestFrom} for what counts). */
   async cancel(taskID: string): Promise<CancelRequest | undefined> {
     const msg = await lastFor(this.jsm, this.names.streams.cancels, this.names.cancelSubject(taskID));
-    return parseStored(CancelRequest, msg);
+    if (!msg) return undefined;
+    try {
+      return cancelRequestFrom(msg.json());
+    } catch {
+      return undefined;
+    }
   }
 
   /** The dead letter of a task, or undefined. */

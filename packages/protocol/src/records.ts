@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ArtifactRef } from "./artifacts.js";
 import { MAX_CANCEL_REASON_LENGTH } from "./limits.js";
-import { Timestamp } from "./schema-helpers.js";
+import { Timestamp, parseWith } from "./schema-helpers.js";
 
 /** A Station coding session, stored in the sessions KV bucket under its name. */
 export const SessionState = z.object({
@@ -53,6 +53,27 @@ export const CancelRequest = z.object({
 });
 /** A request to cancel a task. */
 export type CancelRequest = z.infer<typeof CancelRequest>;
+
+/**
+ * The cancel request in a message on a cancel subject: a JSON object is a request to cancel, and
+ * one that breaks the schema (e.g. a reason over {@link MAX_CANCEL_REASON_LENGTH}) still cancels,
+ * with its reason replaced by what was wrong; anything else (not JSON, not an object) is no request.
+ */
+export function cancelRequestFrom(value: unknown): CancelRequest | undefined {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return undefined;
+  const parsed = CancelRequest.safeParse(value);
+  if (parsed.success) return parsed.data;
+  try {
+    parseWith(CancelRequest, value, "cancel request");
+  } catch (err) {
+    const taskID = (value as { taskID?: unknown }).taskID;
+    return {
+      taskID: typeof taskID === "string" ? taskID.slice(0, 128) : "",
+      reason: `the request was not valid and its reason is not shown: ${err instanceof Error ? err.message : String(err)}`,
+    };
+  }
+  return undefined;
+}
 
 /** Lifecycle state of a worker. */
 export const WorkerState = z.enum(["starting", "running", "draining", "stopped"]);

@@ -51,6 +51,11 @@ export class Leases {
    * `publishing` lease that expired belongs to a worker that died while publishing the result:
    * when `resultStored(holder)` finds that worker's result stored, the task is done; otherwise it
    * runs again.
+   *
+   * A live lease held by this worker's own id counts as abandoned and is taken over at once: the
+   * caller must know that it does not run the task now (TaskRunner registers every delivery before
+   * it calls this, so a second delivery of a running task never gets here). Such a lease is left by
+   * a run of this worker that ended without settling it (NATS failed while it was handled).
    */
   async acquire(
     taskID: string,

@@ -36,6 +36,7 @@ import {
   validateFileName,
 } from "@station-coding/protocol";
 import type { Logger } from "pino";
+import { TaskDeliveries } from "./delivery.js";
 import type { AgentDriver, OpenedSession, PromptResult } from "./driver.js";
 import { EventPublisher } from "./event-publisher.js";
 import { fitJson } from "./fit-message.js";
@@ -100,10 +101,13 @@ const headerGetter = {
 
 /** Runs delivered task messages of one namespace through the driver, with leases, events and results. */
 export class TaskRunner {
-  /** Running tasks by taskID, for cancel requests. */
+  /** Tasks this worker handles by taskID (from their delivery on, before the lease), for cancel requests. */
   readonly running = new Map<string, AbortController>();
-  /** The newest delivery of each running task: a redelivery to this worker replaces the older one. */
-  private readonly deliveries = new Map<string, { msg: JsMsg }>();
+  /**
+   * The deliveries of each task this worker handles, registered before any await: a second
+   * delivery of the same taskID joins the first instead of running it again (see TaskDeliveries).
+   */
+  private readonly deliveries = new Map<string, TaskDeliveries>();
 
   constructor(private readonly d: RunnerDeps) {}
 
@@ -173,60 +177,78 @@ export class TaskRunner {
    * Stops redelivery for good. On nats-server 2.9 a terminated message stays in a work-queue
    * stream, so it is also deleted; the error result (and dead letter) already say what happened.
    */
-  private async terminate(msg: JsMsg, reason: string): Promise<void> {
-    msg.term(reason.slice(0, 200));
-    await this.d.jsm.streams.deleteMessage(this.d.names.streams.tasks, msg.seq, false).catch(() => undefined);
+  private async terminate(target: JsMsg | TaskDeliveries, reason: string): Promise<void> {
+    for (const msg of target instanceof TaskDeliveries ? target.all : [target]) {
+      msg.term(reason.slice(0, 200));
+      await this.d.jsm.streams
+        .deleteMessage(this.d.names.streams.tasks, msg.seq, false)
+        .catch(() => undefined);
+    }
   }
 
   private async run(msg: JsMsg, task: ResolvedTask, log: Logger): Promise<void> {
     const { leases, lookups, options } = this.d;
     // A token that came with the task is a secret from here on, wherever it might be echoed.
     this.d.redactor.add(task.workspace.git?.token);
-    const active = this.deliveries.get(task.taskID);
-    if (active) {
-      // The server redelivered a task this worker is still running (e.g. after a reconnect):
-      // keep running it once, and ack through the newest delivery.
-      log.info("task redelivered while still running here; continuing the current run");
-      active.msg = msg;
+    const held = this.deliveries.get(task.taskID);
+    if (held) {
+      // This worker handles the taskID already: a redelivery of its message (e.g. after a
+      // reconnect) or the same taskID published again. Either way it is in progress, not run again;
+      // it is settled with the run it joins.
+      const kind = held.attach(msg);
       msg.working();
+      log.info(
+        { kind },
+        kind === "redelivery"
+          ? "task redelivered while it runs here; continuing the current run"
+          : "another message with the taskID of a task that runs here; settled with that run",
+      );
       return;
     }
-    // Whether a task already ran is decided by its lease, never by a stored result alone: anyone
-    // allowed to publish on a result subject could otherwise make a worker drop a real task.
-    const outcome = await leases.acquire(task.taskID, msg.seq, options.maxAttempts, async (holder) => {
-      const stored = await lookups.result(task.taskID);
-      return stored !== undefined && stored.workerID === holder;
-    });
-    switch (outcome.kind) {
-      case "done":
-        log.info("task already finished; dropping the duplicate delivery");
-        await msg.ackAck();
-        return;
-      case "busy":
-        log.debug({ holder: outcome.holder }, "task is running on another worker; checking back later");
-        msg.nak(options.sessionBusyDelay);
-        return;
-      case "exhausted":
-        await this.exhausted(msg, task, outcome.attempts, outcome.lastError, log);
-        return;
-      case "run":
-        break;
-    }
-    const lease = outcome.lease;
+    const delivery = new TaskDeliveries(msg);
     const controller = new AbortController();
-    const delivery = { msg };
-    this.running.set(task.taskID, controller);
     this.deliveries.set(task.taskID, delivery);
+    // A cancel that arrives while the lease is taken reaches the run all the same.
+    this.running.set(task.taskID, controller);
     let lock: HeldLock | undefined;
     try {
-      if (await lookups.cancel(task.taskID))
-        controller.abort(new CancelledError("task cancelled before it started"));
+      // Whether a task already ran is decided by its lease, never by a stored result alone: anyone
+      // allowed to publish on a result subject could otherwise make a worker drop a real task.
+      const outcome = await leases.acquire(task.taskID, msg.seq, options.maxAttempts, async (holder) => {
+        const stored = await lookups.result(task.taskID);
+        return stored !== undefined && stored.workerID === holder;
+      });
+      switch (outcome.kind) {
+        case "done":
+          log.info("task already finished; dropping the duplicate delivery");
+          await delivery.ackAck();
+          return;
+        case "busy":
+          log.debug({ holder: outcome.holder }, "task is running on another worker; checking back later");
+          delivery.nak(options.sessionBusyDelay);
+          return;
+        case "exhausted":
+          await this.exhausted(delivery, task, outcome.attempts, outcome.lastError, log);
+          return;
+        case "run":
+          break;
+      }
+      const lease = outcome.lease;
+      const stored = await lookups.cancel(task.taskID);
+      if (stored && !controller.signal.aborted) {
+        // A cancel stored before this delivery: before the first run, or during an earlier attempt
+        // whose result was never stored (its worker died).
+        const when =
+          lease.value.attempts > 1 ? "during an earlier attempt of the task" : "before the task started";
+        const why = stored.reason ? `: ${stored.reason}` : "";
+        controller.abort(new CancelledError(`task cancelled ${when}${why}`));
+      }
       if (!controller.signal.aborted) {
         lock = await leases.lockSession(task.session.name, task.taskID);
         if (!lock) {
           log.debug("session is busy with another task; retrying later");
           await leases.settle(lease, "released");
-          msg.nak(options.sessionBusyDelay);
+          delivery.nak(options.sessionBusyDelay);
           return;
         }
       }
@@ -240,7 +262,7 @@ export class TaskRunner {
   }
 
   private async execute(
-    delivery: { msg: JsMsg },
+    delivery: TaskDeliveries,
     task: ResolvedTask,
     lease: HeldLease,
     lock: HeldLock | undefined,
@@ -285,7 +307,7 @@ export class TaskRunner {
     let renewing: Promise<unknown> = Promise.resolve();
     const keepAlive = setInterval(
       () => {
-        delivery.msg.working();
+        delivery.working();
         renewing = Promise.all([leases.renew(lease), lock ? leases.renewSession(lock) : undefined]).catch(
           (err: unknown) => {
             if (err instanceof LeaseLostError) controller.abort(err);
@@ -415,7 +437,7 @@ export class TaskRunner {
       if (workspace) await this.d.workspaces.release(workspace).catch(() => undefined);
       await publisher.flush();
       await leases.settle(lease, "released").catch(() => undefined);
-      delivery.msg.nak();
+      delivery.nak();
       span.end();
       return;
     }
@@ -443,7 +465,7 @@ export class TaskRunner {
       if (workspace) await this.d.workspaces.release(workspace).catch(() => undefined);
       try {
         await leases.settle(lease, "failed", wire.error);
-        delivery.msg.nak(delay);
+        delivery.nak(delay);
       } catch (err) {
         log.warn({ err }, "could not record the failed attempt");
       }
@@ -529,7 +551,7 @@ export class TaskRunner {
       await this.deadLetter(delivery.msg, task, attempt, reason, ErrorCodes.Internal, log);
       await leases.settle(lease, "done", reason).catch(() => undefined);
       span.setStatus({ code: SpanStatusCode.ERROR, message: reason }).end();
-      await this.terminate(delivery.msg, reason);
+      await this.terminate(delivery, reason);
       return;
     }
     await leases
@@ -544,13 +566,13 @@ export class TaskRunner {
         : { code: SpanStatusCode.ERROR, message: wire?.error ?? status },
     );
     span.end();
-    if (wire && !wire.retryable && status === "error") await this.terminate(delivery.msg, wire.error);
-    else await delivery.msg.ackAck();
+    if (wire && !wire.retryable && status === "error") await this.terminate(delivery, wire.error);
+    else await delivery.ackAck();
   }
 
   /** Out of attempts (crashes count): dead letter, error result, terminate. */
   private async exhausted(
-    msg: JsMsg,
+    delivery: TaskDeliveries,
     task: ResolvedTask,
     attempts: number,
     lastError: string | undefined,
@@ -559,8 +581,9 @@ export class TaskRunner {
     const reason = lastError
       ? `gave up after ${attempts} attempts; last error: ${lastError}`
       : `gave up after ${attempts} attempts; the worker running it stopped responding each time`;
+    const { msg } = delivery;
     await this.giveUp({ subject: msg.subject, data: msg.data, seq: msg.seq }, task, attempts, reason, log);
-    await this.terminate(msg, reason);
+    await this.terminate(delivery, reason);
   }
 
   /**

@@ -11,10 +11,10 @@ import { readFile } from "node:fs/promises";
 import type { CodingNames, WorkerState } from "@station-coding/protocol";
 import {
   AgentContextStore,
-  CancelRequest,
   DeadLetters,
   SessionStore,
   TaskLookups,
+  cancelRequestFrom,
   codingNames,
   ensureTaskConsumer,
   ensureTopology,
@@ -197,9 +197,9 @@ export class CodingWorker {
             return;
           }
           const taskID = taskIDFromSubject(msg.subject) ?? "";
-          const parsed = CancelRequest.safeParse(safeJson(msg.data));
-          const reason = parsed.success ? parsed.data.reason : undefined;
-          if (runner.cancel(taskID, reason))
+          // The same rule as a stored cancel (TaskLookups.cancel): junk is no request.
+          const request = cancelRequestFrom(safeJson(msg.data));
+          if (request && runner.cancel(taskID, request.reason))
             logger.info({ taskID }, "cancel request delivered to the running task");
         },
       });
