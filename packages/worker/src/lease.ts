@@ -114,6 +114,11 @@ export class Leases {
     }
   }
 
+  /** The lease record of a task as stored now, or undefined when there is none. */
+  async current(taskID: string): Promise<TaskLease | undefined> {
+    return decodeEntry(await this.kv.get(`task.${taskID}`), TaskLease)?.value;
+  }
+
   /** Records that a task is finished for good without a held lease (it ran out of attempts). */
   async markDone(taskID: string, lastError: string): Promise<void> {
     const key = `task.${taskID}`;

@@ -36,6 +36,7 @@ import {
   validateFileName,
 } from "@station-coding/protocol";
 import type { Logger } from "pino";
+import { abortableDelay } from "./abortable-delay.js";
 import { TaskDeliveries } from "./delivery.js";
 import type { AgentDriver, OpenedSession, PromptResult } from "./driver.js";
 import { EventPublisher } from "./event-publisher.js";
@@ -590,20 +591,48 @@ export class TaskRunner {
    * The server stopped delivering a task (the consumer's max_deliver was reached, e.g. by a task
    * that crashes its worker each time): dead-letter it with an error result, remove it. Runs on
    * one worker of the namespace (queue subscription to the advisory).
+   *
+   * An advisory is a plain message: on a server that lets clients publish on `$JS.EVENT.>` anyone
+   * can forge one. So its claim is checked against the server's own state first, and ignored when
+   * the consumer has no max_deliver or the count is below it, when the consumer never delivered
+   * that message, when the task's lease has a live holder that keeps renewing it (checked again
+   * once the lease would have lapsed: the holder of a task that really hit max_deliver has died),
+   * or when this worker has the task in hand. A task whose lease says done is only removed from
+   * the queue.
+   *
+   * @returns what was done, for the log and tests.
    */
-  async onMaxDeliveries(streamSeq: number, deliveries: number): Promise<void> {
+  async onMaxDeliveries(streamSeq: number, deliveries: number): Promise<string> {
     const { jsm, names } = this.d;
+    const base = this.d.logger.child({ streamSeq, deliveries });
+    const ignore = (why: string, log: Logger = base): string => {
+      log.warn({ why }, "max-deliveries advisory does not match the server's state; ignored");
+      return `ignored: ${why}`;
+    };
+    const consumer = await jsm.consumers.info(names.streams.tasks, names.consumer);
+    const maxDeliver = consumer.config.max_deliver ?? -1;
+    if (maxDeliver <= 0) return ignore("the task consumer has no max_deliver");
+    if (deliveries < maxDeliver) return ignore(`${deliveries} deliveries is below max_deliver ${maxDeliver}`);
+    if (streamSeq > consumer.delivered.stream_seq) return ignore("the consumer never delivered that message");
     const stored = await jsm.streams.getMessage(names.streams.tasks, { seq: streamSeq }).catch(() => null);
-    if (!stored) return;
+    if (!stored) return "ignored: no such message";
     const drop = () => jsm.streams.deleteMessage(names.streams.tasks, streamSeq, false).catch(() => false);
     let task: ResolvedTask;
     try {
       task = resolveTask(parseTask(stored.data), names);
     } catch {
       await drop();
-      return;
+      return "dropped: not a valid task";
     }
-    const log = this.d.logger.child({ taskID: task.taskID, streamSeq, deliveries });
+    const log = base.child({ taskID: task.taskID });
+    const holder = await this.liveHolder(task.taskID);
+    if (holder === "done") {
+      await drop();
+      return "dropped: the task is done";
+    }
+    if (holder !== undefined) return ignore(`worker ${holder} holds the task's lease and renews it`, log);
+    // Delivered here and about to take the lease (or waiting for its session's lock).
+    if (this.deliveries.has(task.taskID)) return ignore("this worker handles the task", log);
     const reason = `gave up after ${deliveries} deliveries (the consumer's max_deliver): the task never finished`;
     await this.giveUp(
       { subject: stored.subject, data: stored.data, seq: streamSeq },
@@ -613,6 +642,26 @@ export class TaskRunner {
       log,
     );
     await drop();
+    return "dead-lettered";
+  }
+
+  /**
+   * The worker whose lease on a task is live and stays live past its expiry (it renews it), "done"
+   * for a finished task, or undefined when nobody holds it. A lease live now is looked at again
+   * once it would have lapsed without renewal.
+   */
+  private async liveHolder(taskID: string): Promise<string | undefined> {
+    const margin = Math.max(1_000, this.d.options.ackWait / 3);
+    for (let look = 0; look < 2; look += 1) {
+      const lease = await this.d.leases.current(taskID);
+      if (lease?.state === "done") return "done";
+      const held = lease?.state === "running" || lease?.state === "publishing";
+      const left = (lease?.expiresAt ?? 0) - Date.now();
+      if (!held || left <= 0) return undefined;
+      if (look === 1) return lease.workerID ?? "unknown";
+      await abortableDelay(left + margin, this.d.shutdown);
+    }
+    return undefined;
   }
 
   private async giveUp(

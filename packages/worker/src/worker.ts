@@ -21,6 +21,7 @@ import {
   taskIDFromSubject,
 } from "@station-coding/protocol";
 import type { Logger } from "pino";
+import { abortableDelay } from "./abortable-delay.js";
 import { Leases } from "./lease.js";
 import { createLogger } from "./logger.js";
 import type { ResolvedWorkerOptions, WorkerOptions } from "./options.js";
@@ -411,17 +412,4 @@ function safeJson(data: Uint8Array): unknown {
   } catch {
     return undefined;
   }
-}
-
-function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    if (signal?.aborted) done();
-    else signal?.addEventListener("abort", done, { once: true });
-  });
 }
