@@ -415,13 +415,17 @@ export class OpenCodeDriver implements AgentDriver {
       }
       const interval = this.o.pollInterval ?? 1_000;
       for (;;) {
+        // One abort listener per wait, removed when the wait ends (a poll a second must not pile up listeners).
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, interval);
-          wake = () => {
+          const done = () => {
             clearTimeout(timer);
+            signal.removeEventListener("abort", done);
             resolve();
           };
-          signal.addEventListener("abort", wake, { once: true });
+          const timer = setTimeout(done, interval);
+          wake = done;
+          if (signal.aborted) done();
+          else signal.addEventListener("abort", done, { once: true });
         });
         if (signal.aborted) {
           await this.abort(sessionID, directory);

@@ -1,0 +1,81 @@
+// OpenCodeDriver.prompt against a real `opencode serve` (scripted model): a long turn does not pile
+// up abort listeners while it polls.
+import { getEventListeners } from "node:events";
+import { rm } from "node:fs/promises";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EventDraft, TaskInput } from "@station-coding/protocol";
+import { codingNames, parseTask, resolveTask } from "@station-coding/protocol";
+import { tempDir } from "@station-coding/testkit";
+import type { OpenCodeDriver } from "@station-coding/worker";
+import { startOpenCode } from "./support/opencode-env.js";
+
+let oc: Awaited<ReturnType<typeof startOpenCode>>;
+let dir: string;
+const logs: string[] = [];
+const logger = pino({ level: "debug" }, { write: (line: string) => void logs.push(line) });
+
+beforeAll(async () => {
+  dir = await tempDir("oc-prompt");
+  oc = await startOpenCode(
+    [{ name: "slow", match: "take your time", steps: [{ delayMs: 1_500, text: "took my time" }] }],
+    { pollInterval: 20, logger },
+  );
+}, 60_000);
+afterAll(async () => {
+  await oc?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Opens a session for `input` and runs its prompt, collecting the events it emits. */
+async function run(
+  driver: OpenCodeDriver,
+  input: Omit<TaskInput, "taskID">,
+  signal = new AbortController().signal,
+) {
+  const task = resolveTask(parseTask({ taskID: `t${Date.now()}`, ...input }), codingNames());
+  const events: EventDraft[] = [];
+  const emit = (event: EventDraft) => void events.push(event);
+  const session = await driver.openSession({ task, directory: dir, signal, emit, logger });
+  const outcome = await driver
+    .prompt({
+      task,
+      session,
+      directory: dir,
+      prompt: task.prompt ?? "",
+      signal,
+      emit,
+      storeArtifact: () => Promise.reject(new Error("no artifacts here")),
+      logger,
+    })
+    .then(
+      (result) => ({ result, error: undefined }),
+      (error: unknown) => ({ result: undefined, error: error as Error & { code?: string } }),
+    );
+  return { ...outcome, events };
+}
+
+describe("polling a long turn", () => {
+  it("keeps at most one abort listener on the task's signal", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void warnings.push(w.name);
+    process.on("warning", onWarning);
+    const controller = new AbortController();
+    let most = 0;
+    const sampler = setInterval(() => {
+      most = Math.max(most, getEventListeners(controller.signal, "abort").length);
+    }, 5);
+    try {
+      const { result, error } = await run(oc.driver, { prompt: "take your time" }, controller.signal);
+      expect(error).toBeUndefined();
+      expect(result?.text).toBe("took my time");
+    } finally {
+      clearInterval(sampler);
+      process.off("warning", onWarning);
+    }
+    // 1.5 s of polls every 20 ms: the old loop added a listener per poll (MaxListenersExceededWarning at 11).
+    expect(most).toBeLessThanOrEqual(1);
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+    expect(warnings).not.toContain("MaxListenersExceededWarning");
+  });
+});
