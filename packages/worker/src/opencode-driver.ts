@@ -20,7 +20,8 @@ import type {
   PromptRequest,
   PromptResult,
 } from "./driver.js";
-import { TurnEventMapper } from "./opencode-events.js";
+import { checkModelAndAgent } from "./opencode-catalog.js";
+import { TurnEventMapper, withoutStack } from "./opencode-events.js";
 import type { OpenCodeEvent } from "./opencode-events.js";
 import { OpenCodeServer } from "./opencode-server.js";
 import type { OpenCodeServerOptions } from "./opencode-server.js";
@@ -383,8 +384,11 @@ export class OpenCodeDriver implements AgentDriver {
           store: (name, data) => request.storeArtifact(name, data, "tool-output"),
         },
         known,
+        request.logger,
       ),
     };
+    if (task.model || task.agent !== undefined)
+      await checkModelAndAgent(this.client, task, directory, request.logger);
     this.turns.set(sessionID, turn);
     this.scopes.set(sessionID, {
       org: this.orgOf(task),
@@ -431,7 +435,7 @@ export class OpenCodeDriver implements AgentDriver {
           await this.abort(sessionID, directory);
           throw signal.reason;
         }
-        const done = await this.finishedTurn(sessionID, directory, known);
+        const done = await this.finishedTurn(sessionID, directory, known, turn.mapper.errors);
         if (done) {
           await turn.mapper.settle();
           return this.summarize(done, turn.mapper.toolCalls);
@@ -465,11 +469,19 @@ export class OpenCodeDriver implements AgentDriver {
     return res.data;
   }
 
-  /** The turn's messages when the turn is over (session idle and a final assistant message), else undefined. */
+  /**
+   * The turn's messages when the turn is over (session idle and a final assistant message), else
+   * undefined.
+   *
+   * @throws StationError (AGENT_ERROR, not retryable) when the session is idle without an answer
+   * after OpenCode reported `errors` for the turn: it failed before any model step (e.g. a model or
+   * agent that vanished after the catalogue check) and no answer will come.
+   */
   private async finishedTurn(
     sessionID: string,
     directory: string,
     known: ReadonlySet<string>,
+    errors: readonly string[],
   ): Promise<MessageWithParts[] | undefined> {
     const status = await this.client.session.status({ directory }).catch(() => undefined);
     const state = (status?.data as Record<string, { type?: string }> | undefined)?.[sessionID]?.type;
@@ -481,10 +493,14 @@ export class OpenCodeDriver implements AgentDriver {
     }
     const fresh = (await this.messages(sessionID, directory)).filter((m) => !known.has(m.info.id));
     const user = fresh.find((m) => m.info.role === "user");
-    if (!user) return undefined;
-    const replies = fresh.filter((m) => m.info.role === "assistant" && m.info.parentID === user.info.id);
+    const replies = user
+      ? fresh.filter((m) => m.info.role === "assistant" && m.info.parentID === user.info.id)
+      : [];
     const last = replies.at(-1);
-    if (!last) return undefined;
+    if (!last && errors.length > 0) {
+      throw new StationError(ErrorCodes.AgentError, `opencode: ${errors[0]}`, { retryable: false });
+    }
+    if (!user || !last) return undefined;
     if (last.info.error) return replies;
     if (!last.info.time?.completed || last.info.finish === "tool-calls") return undefined;
     return replies;
@@ -494,7 +510,7 @@ export class OpenCodeDriver implements AgentDriver {
     const last = replies.at(-1);
     const error = replies.map((m) => m.info.error).find(Boolean);
     if (error && error.name !== "MessageAbortedError") {
-      const message = error.data?.message ?? error.name ?? "provider error";
+      const message = withoutStack(error.data?.message ?? error.name ?? "provider error").message;
       throw new StationError(ErrorCodes.AgentError, `provider error: ${message}`, {
         retryable: error.data?.isRetryable === true,
       });
@@ -605,8 +621,15 @@ export class OpenCodeDriver implements AgentDriver {
   }
 }
 
+/** An OpenCode or HTTP error for a message: its own message without a stack trace, and short. */
 function describe(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  if (err && typeof err === "object") return JSON.stringify(err).slice(0, 300);
+  if (err instanceof Error) return withoutStack(err.message).message;
+  if (err && typeof err === "object") {
+    const e = err as { name?: unknown; message?: unknown; data?: { message?: unknown } };
+    const message = [e.data?.message, e.message].find((m): m is string => typeof m === "string");
+    if (message === undefined) return JSON.stringify(err).slice(0, 300);
+    const text = withoutStack(message).message.slice(0, 300);
+    return typeof e.name === "string" ? `${e.name}: ${text}` : text;
+  }
   return String(err);
 }

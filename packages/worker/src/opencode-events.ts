@@ -1,5 +1,6 @@
-import type { EventDraft } from "@station-coding/protocol";
-import type { ArtifactRef } from "@station-coding/protocol";
+import { MAX_ERROR_BYTES, cutUtf8 } from "@station-coding/protocol";
+import type { ArtifactRef, EventDraft } from "@station-coding/protocol";
+import type { Logger } from "pino";
 
 /** The subset of an OpenCode event this module reads (`{type, properties}`). */
 export interface OpenCodeEvent {
@@ -48,13 +49,15 @@ export class TurnEventMapper {
   /** Role of each message seen; parts of a message whose role is not known yet wait for it. */
   private readonly roles = new Map<string, string>();
   private readonly waiting = new Map<string, OpenCodeEvent[]>();
-  /** Messages of `session.error` events seen during the turn. */
+  /** Messages of `session.error` events seen during the turn (without stack traces), except aborts. */
   readonly errors: string[] = [];
 
   constructor(
     private readonly emit: (event: EventDraft) => void,
     private readonly sink: OutputSink,
     private readonly ignoreMessages: ReadonlySet<string>,
+    /** Where OpenCode's internal stack traces go: the worker's log, never an event. */
+    private readonly logger?: Logger,
   ) {}
 
   /** Tool calls that started in this turn. */
@@ -99,9 +102,14 @@ export class TurnEventMapper {
       }
       case "session.error": {
         const error = p.error as { name?: string; data?: { message?: string } } | undefined;
-        const message = error?.data?.message ?? error?.name ?? "OpenCode session error";
-        this.errors.push(message);
-        this.emit({ type: "error", content: message });
+        const raw = error?.data?.message ?? error?.name ?? "OpenCode session error";
+        const { message, stack } = withoutStack(raw);
+        if (stack) this.logger?.warn({ opencodeError: raw }, "opencode reported an internal error");
+        // OpenCode follows a readable error with a dump of the same failure and its stack trace.
+        if (stack && this.errors.length > 0) return;
+        const content = cutUtf8(message || error?.name || "OpenCode session error", MAX_ERROR_BYTES);
+        if (error?.name !== "MessageAbortedError") this.errors.push(content);
+        this.emit({ type: "error", content });
         return;
       }
       default:
@@ -173,4 +181,15 @@ export class TurnEventMapper {
       );
     }
   }
+}
+
+/**
+ * OpenCode's error text without its stack trace: the lines before the first `    at …` frame.
+ * Stack traces name OpenCode's internals and belong in the worker's log, not in events or results.
+ */
+export function withoutStack(text: string): { message: string; stack: boolean } {
+  const lines = text.split("\n");
+  const frame = lines.findIndex((line) => /^\s+at\s/.test(line));
+  if (frame < 0) return { message: text.trim(), stack: false };
+  return { message: lines.slice(0, frame).join("\n").trim(), stack: true };
 }

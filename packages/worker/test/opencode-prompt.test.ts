@@ -1,5 +1,6 @@
-// OpenCodeDriver.prompt against a real `opencode serve` (scripted model): a long turn does not pile
-// up abort listeners while it polls.
+// OpenCodeDriver.prompt against a real `opencode serve` (scripted model): a task naming a model,
+// provider or agent OpenCode does not have ends at once with an error that says what is available,
+// without OpenCode's stack traces; and a long turn does not pile up abort listeners while it polls.
 import { getEventListeners } from "node:events";
 import { rm } from "node:fs/promises";
 import { pino } from "pino";
@@ -18,8 +19,16 @@ const logger = pino({ level: "debug" }, { write: (line: string) => void logs.pus
 beforeAll(async () => {
   dir = await tempDir("oc-prompt");
   oc = await startOpenCode(
-    [{ name: "slow", match: "take your time", steps: [{ delayMs: 1_500, text: "took my time" }] }],
-    { pollInterval: 20, logger },
+    [
+      { name: "slow", match: "take your time", steps: [{ delayMs: 1_500, text: "took my time" }] },
+      { name: "quick", match: "say hi", steps: [{ text: "hi" }] },
+    ],
+    {
+      pollInterval: 20,
+      logger,
+      // An agent whose configured model does not exist: OpenCode fails the turn before any model step.
+      server: { config: { agent: { broken: { mode: "primary", model: "fake/missing-model" } } } },
+    },
   );
 }, 60_000);
 afterAll(async () => {
@@ -54,6 +63,55 @@ async function run(
     );
   return { ...outcome, events };
 }
+
+const modelCalls = () => oc.model.scenarioCalls.length + oc.model.fallbackCalls.length;
+
+describe("unknown model, provider or agent", () => {
+  it("a model the provider does not have: an error naming it and the provider's models, no model call", async () => {
+    const before = modelCalls();
+    const { error, events } = await run(oc.driver, {
+      prompt: "say hi",
+      model: { providerID: "fake", modelID: "nope" },
+    });
+    expect(error).toMatchObject({
+      name: "ModelNotFoundError",
+      code: "MODEL_NOT_FOUND",
+      retryable: false,
+      message: 'model "fake/nope": not found in OpenCode; models of fake: fake/fake-model',
+    });
+    expect(events).toEqual([]);
+    expect(modelCalls()).toBe(before);
+  });
+
+  it("a provider OpenCode does not have: an error naming it and the providers there are", async () => {
+    const { error } = await run(oc.driver, { prompt: "say hi", model: { providerID: "nope", modelID: "x" } });
+    expect(error?.code).toBe("MODEL_NOT_FOUND");
+    expect(error?.message).toMatch(
+      /^model "nope\/x": OpenCode has no provider "nope"; providers: .*\bfake\b/,
+    );
+  });
+
+  it("an agent OpenCode does not have: an error naming it and the agents there are", async () => {
+    const { error } = await run(oc.driver, { prompt: "say hi", agent: "no-such-agent" });
+    expect(error?.code).toBe("AGENT_NOT_FOUND");
+    expect(error?.message).toMatch(
+      /^agent "no-such-agent": not found in OpenCode; agents: .*\bbuild\b.*\bplan\b/,
+    );
+    expect(error?.message).not.toContain("title");
+  });
+
+  it("an agent whose own model is missing: the turn ends at once with OpenCode's error, its stack trace only in the log", async () => {
+    const { error, events } = await run(oc.driver, { prompt: "say hi", agent: "broken" });
+    expect(error).toMatchObject({ code: "AGENT_ERROR", retryable: false });
+    expect(error?.message).toMatch(/^opencode: .*Model not found: fake\/missing-model/);
+    const errors = events.filter((e) => e.type === "error");
+    expect(errors).toHaveLength(1);
+    for (const text of [error?.message, ...errors.map((e) => e.content)]) {
+      expect(text).not.toMatch(/\n\s+at |\$bunfs/);
+    }
+    expect(logs.join("")).toContain("opencode reported an internal error");
+  });
+});
 
 describe("polling a long turn", () => {
   it("keeps at most one abort listener on the task's signal", async () => {
