@@ -11,14 +11,23 @@ import { Objm } from "@nats-io/obj";
 import { connect, headers } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { CodingDispatcher } from "@station-coding/dispatcher";
-import type { TaskResult } from "@station-coding/protocol";
-import { codingNames, ensureTopology } from "@station-coding/protocol";
+import type { TaskResult, TaskStatus } from "@station-coding/protocol";
+import { DeadLetters, MAX_TIMEOUT_MS, codingNames, ensureTopology } from "@station-coding/protocol";
 import { NatsServer, tempDir, waitFor } from "@station-coding/testkit";
+import { pino } from "pino";
+import { startOpenCode } from "../../packages/worker/test/support/opencode-env.js";
 import { ScriptedDriver, script } from "../../packages/worker/test/support/scripted-driver.js";
 import type { Env } from "./support/env.js";
 import { startEnv } from "./support/env.js";
 import type { HostileCase } from "./support/hostile-cases.js";
 import { hostileCases } from "./support/hostile-cases.js";
+import {
+  LONG_ANSWER,
+  MANY_FILES,
+  hostileScenarios,
+  maxDeliveriesAdvisory,
+  taskOfSize,
+} from "./support/hostile-opencode.js";
 import { account, waitForResults } from "./support/ledger.js";
 import { recordRow } from "./support/scenario-row.js";
 
@@ -405,3 +414,280 @@ describe("6 hostile input", () => {
 function task2MB(): string {
   return JSON.stringify({ taskID: "h-2mb", prompt: "x", metadata: { blob: "y".repeat(2 * 1024 * 1024) } });
 }
+
+describe("6b hostile input against a worker driving real OpenCode (issue 15)", () => {
+  let oc: Awaited<ReturnType<typeof startOpenCode>>;
+  let ocEnv: Env;
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error) => void warnings.push(warning);
+
+  beforeAll(async () => {
+    process.on("warning", onWarning);
+    // The server's default max_payload (1 MiB), the size the findings were made at.
+    ocEnv = await startEnv();
+    const logger = pino({ level: "info" }, { write: (line: string) => void ocEnv.logs.push(line) });
+    // Polls every 50 ms: with the old poll loop a task of half a second leaked 10 abort listeners.
+    oc = await startOpenCode(hostileScenarios(), { pollInterval: 50, logger });
+    // maxDeliver set, so that a forged advisory is judged by the lease, not dismissed outright.
+    await ocEnv.startWorker({ concurrency: 4, maxDeliver: 20, maxAttempts: 2 }, oc.driver);
+  }, 90_000);
+  afterAll(async () => {
+    process.off("warning", onWarning);
+    await ocEnv?.close();
+    await oc?.close();
+  });
+
+  it("ends every hostile task with a clear result (or runs it once), retries nothing forever, and keeps serving", async (context) => {
+    const started = Date.now();
+    const { nc, names } = ocEnv;
+    const maxPayload = nc.info?.max_payload ?? 0;
+    const subject = (s = "task") => `station.coding.${s}`;
+    const task = (taskID: string, extra: Record<string, unknown>) =>
+      send(nc, subject(), JSON.stringify({ taskID, ...extra }));
+    const verdicts: { name: string; ok: boolean; detail: string }[] = [];
+    const judge = (name: string, ok: boolean, detail: string) => verdicts.push({ name, ok, detail });
+    const promptSent = new Set<string>();
+    const stopWatching = ocEnv.wiretap.on((kind, value) => {
+      if (kind === "event" && "type" in value && value.type === "prompt_sent") promptSent.add(value.taskID);
+    });
+
+    // 1. Sizes: an echo over max_payload, metadata of 1 MB, an answer and a result over max_payload,
+    // a dead letter over max_payload (its git host refuses connections: retryable, 2 attempts).
+    const nearLimit = taskOfSize("h15-near-limit", "prompt near the limit ", maxPayload - 64);
+    const nearAck = await send(nc, subject(), nearLimit);
+    await task("h15-metadata", { prompt: "say hi", metadata: { blob: "m".repeat(1_000_000) } });
+    await task("h15-long-answer", { prompt: "answer at length" });
+    await task("h15-many-files", { prompt: "make many files" });
+    const deadPrompt = `say hi ${'"'.repeat(300_000)}`;
+    await task("h15-dead-letter", {
+      prompt: deadPrompt,
+      workspace: { git: { url: "https://127.0.0.1:1/unreachable.git" } },
+    });
+    // 2. A cancel whose reason is 1 MB, for a task that runs.
+    await task("h15-cancel", { prompt: "be slow" });
+    // 3. A model, a provider and an agent OpenCode does not have.
+    await task("h15-no-model", { prompt: "say hi", model: { providerID: "fake", modelID: "nope" } });
+    await task("h15-no-provider", { prompt: "say hi", model: { providerID: "nope", modelID: "x" } });
+    await task("h15-no-agent", { prompt: "say hi", agent: "no-such-agent" });
+    // 4. One taskID published three times at once, without Nats-Msg-Id.
+    const thrice = JSON.stringify({ taskID: "h15-thrice", prompt: "three at once" });
+    const thriceAcks = await Promise.all([1, 2, 3].map(() => send(nc, subject(), thrice)));
+    // 5. Timeouts at and past the longest Node.js timer.
+    await task("h15-timeout-over", { prompt: "say hi", timeout: MAX_TIMEOUT_MS + 1 });
+    await task("h15-timeout-max", { prompt: "say hi", timeout: MAX_TIMEOUT_MS });
+    // 6. A forged max-deliveries advisory for a running task.
+    const watched = await task("h15-advisory", { prompt: "advisory target" });
+
+    await waitFor(() => promptSent.has("h15-cancel") && promptSent.has("h15-advisory"), {
+      timeout: 60_000,
+      message: "the cancel and advisory targets to run",
+    });
+    const cancelAck = await send(
+      nc,
+      subject("cancel.h15-cancel"),
+      JSON.stringify({ taskID: "h15-cancel", reason: "r".repeat(1_000_000) }),
+    );
+    const forged = maxDeliveriesAdvisory(names.streams.tasks, names.consumer, watched.seq ?? 0, 20);
+    nc.publish(forged.subject, forged.payload);
+
+    const ids = [
+      "h15-near-limit",
+      "h15-metadata",
+      "h15-long-answer",
+      "h15-many-files",
+      "h15-dead-letter",
+      "h15-cancel",
+      "h15-no-model",
+      "h15-no-provider",
+      "h15-no-agent",
+      "h15-thrice",
+      "h15-timeout-over",
+      "h15-timeout-max",
+      "h15-advisory",
+    ];
+    // Generous bounds that fail instead of hanging; the scenario's row shows how long it took.
+    await waitForResults(ocEnv, ids, 120_000);
+
+    // The dead letter kept its task in the object store: a replay reads it from there and runs it again.
+    const deadLetters = new DeadLetters(nc, names);
+    const letter = await waitFor(
+      async () => (await deadLetters.list()).find((l) => l.taskID === "h15-dead-letter"),
+      {
+        message: "the dead letter of h15-dead-letter",
+      },
+    );
+    await deadLetters.replay("h15-dead-letter");
+    const replayed = await waitFor(
+      async () => (await deadLetters.list()).find((l) => l.taskID === "h15-dead-letter"),
+      { timeout: 60_000, message: "the replayed task to be dead-lettered again" },
+    );
+
+    // 7 and the rest: a normal task afterwards completes; the queue drains; nothing stays pending.
+    await task("h15-after", { prompt: "say hi" });
+    await waitForResults(ocEnv, ["h15-after"], 60_000);
+    const jsm = await jetstreamManager(nc);
+    await waitFor(
+      async () => {
+        const consumer = await jsm.consumers.info(names.streams.tasks, names.consumer);
+        const stream = await jsm.streams.info(names.streams.tasks);
+        return stream.state.messages === 0 && consumer.num_ack_pending === 0;
+      },
+      { timeout: 30_000, message: "the task queue to drain" },
+    );
+    stopWatching();
+
+    const expected: Record<string, string> = {
+      "h15-metadata": "error",
+      "h15-many-files": "error",
+      "h15-cancel": "cancelled",
+      "h15-no-model": "error",
+      "h15-no-provider": "error",
+      "h15-no-agent": "error",
+      "h15-timeout-over": "error",
+    };
+    // The replayed dead letter runs a second time on purpose: it is judged below, not counted here.
+    const acc = await account(ocEnv, [...ids.filter((id) => id !== "h15-dead-letter"), "h15-after"], {
+      expected: (id) => (expected[id] ?? "completed") as TaskStatus,
+    });
+    const result = (id: string) => acc.results.get(id);
+    const events = (id: string) => acc.events.get(id) ?? [];
+    const stored = async (key: string | undefined) => {
+      const store = await new Objm(nc).open(names.objectStore);
+      return new TextDecoder().decode((key ? await store.getBlob(key) : null) ?? new Uint8Array());
+    };
+    const modelRuns = (scenario: string) =>
+      oc.model.scenarioCalls.filter((c) => c.scenario === scenario && c.step === 0).length;
+
+    // 1
+    const near = events("h15-near-limit").find((e) => e.type === "prompt_sent");
+    const nearWhole = JSON.parse((await stored(near?.fullEvent?.key)) || "{}") as { content?: string };
+    judge(
+      "1 prompt_sent larger than max_payload",
+      result("h15-near-limit")?.status === "completed" &&
+        nearAck.seq !== undefined &&
+        near?.truncated === true &&
+        nearWhole.content === (JSON.parse(nearLimit) as { prompt: string }).prompt,
+      `task ${Buffer.byteLength(nearLimit)} bytes; event cut, whole at ${near?.fullEvent?.key}`,
+    );
+    judge(
+      "1 metadata of 1 MB",
+      result("h15-metadata")?.errorCode === "INVALID_TASK" &&
+        (result("h15-metadata")?.error ?? "").includes("metadata"),
+      `${result("h15-metadata")?.error?.slice(0, 80)}`,
+    );
+    const long = result("h15-long-answer");
+    const longWhole = JSON.parse((await stored(long?.fullResult?.key)) || "{}") as TaskResult;
+    judge(
+      "1 answer larger than max_payload",
+      long?.status === "completed" &&
+        long.truncated === true &&
+        (longWhole.result ?? "").trim() === LONG_ANSWER.trim(),
+      `result cut to ${long?.result?.length} characters, whole at ${long?.fullResult?.key}`,
+    );
+    const many = result("h15-many-files");
+    const manyWhole = JSON.parse((await stored(many?.fullResult?.key)) || "{}") as TaskResult;
+    judge(
+      "1 result that cutting text cannot fit",
+      many?.errorCode === "RESULT_TOO_LARGE" && manyWhole.changes?.files.length === MANY_FILES,
+      `${many?.errorCode}: ${many?.error?.slice(0, 90)}`,
+    );
+    judge(
+      "1 dead letter larger than max_payload",
+      letter.payload === "" &&
+        letter.payloadRef !== undefined &&
+        replayed.payloadRef !== undefined &&
+        result("h15-dead-letter")?.errorCode === "GIT_UNAVAILABLE",
+      `task kept at ${letter.payloadRef?.key}; replayed and dead-lettered again`,
+    );
+    // 2
+    const cancelled = result("h15-cancel");
+    judge(
+      "2 cancel with a reason of 1 MB",
+      cancelAck.seq !== undefined &&
+        cancelled?.status === "cancelled" &&
+        (cancelled.error ?? "").includes("must be at most 1024 characters") &&
+        !(cancelled.error ?? "").includes("before"),
+      `${cancelled?.error?.slice(0, 100)}`,
+    );
+    // 3
+    const internals = /\n\s+at |\$bunfs/;
+    const unknown = (id: string, code: string, lists: string) => {
+      const r = result(id);
+      const clean = [r?.error, ...events(id).map((e) => e.content)].every((t) => !internals.test(t ?? ""));
+      judge(
+        `3 ${id.slice(4)}`,
+        r?.errorCode === code && (r.error ?? "").includes(lists) && clean,
+        `${r?.error}`,
+      );
+    };
+    unknown("h15-no-model", "MODEL_NOT_FOUND", "fake/fake-model");
+    unknown("h15-no-provider", "MODEL_NOT_FOUND", "fake");
+    unknown("h15-no-agent", "AGENT_NOT_FOUND", "build");
+    // 4
+    judge(
+      "4 one taskID three times without Nats-Msg-Id",
+      thriceAcks.every((a) => a.seq !== undefined && a.duplicate !== true) &&
+        modelRuns("thrice") === 1 &&
+        events("h15-thrice").filter((e) => e.type === "task_started").length === 1 &&
+        ocEnv.wiretap.resultCount("h15-thrice") === 1,
+      `stored 3 times; model runs=${modelRuns("thrice")}, results=${ocEnv.wiretap.resultCount("h15-thrice")}`,
+    );
+    // 5
+    judge(
+      "5 timeout of 2^31 ms",
+      result("h15-timeout-over")?.errorCode === "INVALID_TASK" &&
+        (result("h15-timeout-over")?.error ?? "").startsWith("timeout"),
+      `${result("h15-timeout-over")?.error}`,
+    );
+    judge(
+      "5 timeout of 2^31-1 ms",
+      result("h15-timeout-max")?.status === "completed",
+      `${result("h15-timeout-max")?.status}`,
+    );
+    // 6
+    const survivor = result("h15-advisory");
+    judge(
+      "6 forged max-deliveries advisory for a running task",
+      survivor?.status === "completed" && survivor.result === "survived" && modelRuns("watched") === 1,
+      `${survivor?.status}: ${survivor?.result}`,
+    );
+    // 7
+    const leaks = warnings.filter((w) => w.name === "MaxListenersExceededWarning");
+    judge(
+      "7 abort listeners of the poll loop",
+      leaks.length === 0,
+      `${leaks.length} MaxListenersExceededWarning`,
+    );
+    judge(
+      "worker keeps serving",
+      result("h15-after")?.status === "completed",
+      `${result("h15-after")?.status}`,
+    );
+
+    const failed = verdicts.filter((v) => !v.ok);
+    const secretLeaks = await ocEnv.secretLeaks();
+    recordRow(context, {
+      scenario: "6b hostile input, real OpenCode",
+      submitted: verdicts.length,
+      completed: verdicts.length - failed.length,
+      lost: acc.lost.length,
+      duplicated: acc.duplicated.length,
+      durationMs: Date.now() - started,
+      figures: {
+        "findings of issue 15 covered": new Set(
+          verdicts.filter((v) => v.ok && /^\d /.test(v.name)).map((v) => v.name[0]),
+        ).size,
+        "cases as expected": `${verdicts.length - failed.length}/${verdicts.length}`,
+        max_payload: maxPayload,
+        "worker state": ocEnv.workers.map((w) => w.state).join(","),
+        "secret leaks": secretLeaks.length,
+      },
+    });
+    expect(failed, JSON.stringify(failed, null, 2)).toEqual([]);
+    expect(acc.lost).toEqual([]);
+    expect(acc.duplicated).toEqual([]);
+    expect(acc.unexpected).toEqual([]);
+    expect(ocEnv.workers.every((w) => w.state === "running")).toBe(true);
+    expect(secretLeaks).toEqual([]);
+  });
+});

@@ -12,7 +12,7 @@ import type { CodingNames, TopologyOptions } from "@station-coding/protocol";
 import { TaskLookups, codingNames, ensureTopology } from "@station-coding/protocol";
 import { NatsServer, tempDir, waitFor } from "@station-coding/testkit";
 import { CodingWorker } from "@station-coding/worker";
-import type { WorkerOptions } from "@station-coding/worker";
+import type { AgentDriver, WorkerOptions } from "@station-coding/worker";
 import { ScriptedDriver } from "../../../packages/worker/test/support/scripted-driver.js";
 import type { Leak, Wiretap as WiretapType } from "./wiretap.js";
 import { Wiretap } from "./wiretap.js";
@@ -114,8 +114,8 @@ export interface Env {
   logs: string[];
   /** Options shared by every worker of the scenario, with `overrides`. */
   workerOptions(overrides?: Partial<WorkerOptions>): Omit<WorkerOptions, "driver">;
-  /** Starts a worker in this process. */
-  startWorker(overrides?: Partial<WorkerOptions>, driver?: ScriptedDriver): Promise<CodingWorker>;
+  /** Starts a worker in this process (with the scripted driver unless given another, e.g. OpenCode). */
+  startWorker(overrides?: Partial<WorkerOptions>, driver?: AgentDriver): Promise<CodingWorker>;
   /** Starts a worker in a child process and resolves once it runs. */
   spawnWorker(overrides?: Partial<WorkerOptions>): Promise<ChildWorker>;
   /** Secrets found in messages, worker logs and the object store. */
@@ -170,7 +170,7 @@ export async function startEnv(options: EnvOptions = {}): Promise<Env> {
     workers,
     logs,
     workerOptions,
-    async startWorker(overrides = {}, driver = new ScriptedDriver()) {
+    async startWorker(overrides = {}, driver: AgentDriver = new ScriptedDriver()) {
       // The same secret in the environment as the child workers get: the worker must scrub it.
       process.env.ANTHROPIC_API_KEY = FAKE_API_KEY;
       const worker = await CodingWorker.start({
