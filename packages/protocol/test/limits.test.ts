@@ -6,23 +6,13 @@ import {
   MAX_METADATA_ENTRIES,
   MAX_PROMPT_BYTES,
   MAX_TIMEOUT_MS,
-  ValidationError,
   cutUtf8,
   jsonSchemas,
   parseTask,
   parseWith,
   utf8Length,
 } from "@station-coding/protocol";
-
-function rejection(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  throw new Error("expected a ValidationError");
-}
+import { validationError } from "./support/validation.js";
 
 const task = (extra: Record<string, unknown>) => ({ taskID: "t1", prompt: "hi", ...extra });
 
@@ -57,14 +47,14 @@ describe("UTF-8 length and cutting", () => {
 describe("limits on fields echoed into events and results", () => {
   it("accepts a timeout of 2^31-1 ms and rejects one more, naming the field and the limit", () => {
     expect(parseTask(task({ timeout: MAX_TIMEOUT_MS })).timeout).toBe(MAX_TIMEOUT_MS);
-    const err = rejection(() => parseTask(task({ timeout: MAX_TIMEOUT_MS + 1 })));
+    const err = validationError(() => parseTask(task({ timeout: MAX_TIMEOUT_MS + 1 })));
     expect(err.field).toBe("timeout");
     expect(err.message).toBe("timeout 2147483648: must be at most 2147483647 ms (about 24.8 days)");
   });
 
   it("rejects a prompt over MAX_PROMPT_BYTES in UTF-8 though under MAX_PROMPT_LENGTH characters", () => {
     const prompt = "é".repeat(MAX_PROMPT_BYTES / 2 + 1);
-    const err = rejection(() => parseTask(task({ prompt })));
+    const err = validationError(() => parseTask(task({ prompt })));
     expect(err.field).toBe("prompt");
     expect(err.message).toContain(`must be at most ${MAX_PROMPT_BYTES} bytes in UTF-8`);
     expect(parseTask(task({ prompt: "é".repeat(MAX_PROMPT_BYTES / 2) })).prompt).toHaveLength(
@@ -76,17 +66,17 @@ describe("limits on fields echoed into events and results", () => {
     const many = Object.fromEntries(
       Array.from({ length: MAX_METADATA_ENTRIES + 1 }, (_, i) => [`k${i}`, "v"]),
     );
-    expect(rejection(() => parseTask(task({ metadata: many }))).message).toMatch(
+    expect(validationError(() => parseTask(task({ metadata: many }))).message).toMatch(
       new RegExp(`^metadata \\{"k0":.*: must have at most ${MAX_METADATA_ENTRIES} entries \\(has 65\\)$`),
     );
-    const longKey = rejection(() => parseTask(task({ metadata: { ["k".repeat(129)]: "v" } })));
+    const longKey = validationError(() => parseTask(task({ metadata: { ["k".repeat(129)]: "v" } })));
     expect(longKey.field).toBe(`metadata.${"k".repeat(129)}`);
     expect(longKey.message).toContain("key must be at most 128 characters");
-    const longValue = rejection(() => parseTask(task({ metadata: { a: "v".repeat(4097) } })));
+    const longValue = validationError(() => parseTask(task({ metadata: { a: "v".repeat(4097) } })));
     expect(longValue.field).toBe("metadata.a");
     expect(longValue.message).toContain("must be at most 4096 characters");
     const big = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`k${i}`, "v".repeat(4000)]));
-    expect(rejection(() => parseTask(task({ metadata: big }))).message).toMatch(
+    expect(validationError(() => parseTask(task({ metadata: big }))).message).toMatch(
       new RegExp(`^metadata \\{.*: must be at most ${MAX_METADATA_BYTES} bytes as JSON \\(is \\d+\\)$`),
     );
     expect(parseTask(task({ metadata: { team: "core", ticket: "ABC-1" } })).metadata).toEqual({
@@ -96,21 +86,23 @@ describe("limits on fields echoed into events and results", () => {
   });
 
   it("bounds agent and model names, commit messages and git arguments", () => {
-    expect(rejection(() => parseTask(task({ agent: "a".repeat(257) }))).field).toBe("agent");
+    expect(validationError(() => parseTask(task({ agent: "a".repeat(257) }))).field).toBe("agent");
     expect(
-      rejection(() => parseTask(task({ model: { providerID: "p", modelID: "m".repeat(257) } }))).field,
+      validationError(() => parseTask(task({ model: { providerID: "p", modelID: "m".repeat(257) } }))).field,
     ).toBe("model.modelID");
     expect(
-      rejection(() => parseTask(task({ op: "commit", commit: { message: "m".repeat(16 * 1024 + 1) } })))
+      validationError(() => parseTask(task({ op: "commit", commit: { message: "m".repeat(16 * 1024 + 1) } })))
         .field,
     ).toBe("commit.message");
     const url = `https://example.com/${"x".repeat(4096)}.git`;
-    expect(rejection(() => parseTask(task({ workspace: { git: { url } } }))).field).toBe("workspace.git.url");
+    expect(validationError(() => parseTask(task({ workspace: { git: { url } } }))).field).toBe(
+      "workspace.git.url",
+    );
   });
 
   it("rejects a cancel reason over MAX_CANCEL_REASON_LENGTH, naming the field", () => {
     const reason = "r".repeat(MAX_CANCEL_REASON_LENGTH + 1);
-    const err = rejection(() => parseWith(CancelRequest, { taskID: "t1", reason }, "cancel"));
+    const err = validationError(() => parseWith(CancelRequest, { taskID: "t1", reason }, "cancel"));
     expect(err.field).toBe("reason");
     expect(err.message).toContain(`must be at most ${MAX_CANCEL_REASON_LENGTH} characters`);
     expect(parseWith(CancelRequest, { taskID: "t1", reason: "enough" }, "cancel").reason).toBe("enough");

@@ -5,12 +5,12 @@ import {
   SessionState,
   StreamEvent,
   TaskResult,
-  ValidationError,
   codingNames,
   parseTask,
   recoverTaskID,
   resolveTask,
 } from "@station-coding/protocol";
+import { validationError } from "./support/validation.js";
 
 const fixtures = JSON.parse(
   readFileSync(new URL("./fixtures/existing-format.json", import.meta.url), "utf8"),
@@ -21,16 +21,6 @@ const fixtures = JSON.parse(
   sessions: unknown[];
   contexts: unknown[];
 };
-
-function validationError(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  throw new Error("expected a ValidationError");
-}
 
 describe("existing Station wire format", () => {
   it.each(fixtures.tasks.map((t, i) => [i, t]))("task %i parses unchanged", (_i, task) => {

@@ -1,6 +1,6 @@
 // Messages from careless or hostile clients about a task that runs: the same taskID published
 // again without Nats-Msg-Id, and cancel requests that break the schema or outlive an attempt.
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { TaskLease } from "@station-coding/protocol";
@@ -9,6 +9,7 @@ import { waitFor } from "@station-coding/testkit";
 import type { Env } from "./support/harness.js";
 import {
   ScriptedDriver,
+  consumerInfo,
   eventsOf,
   publishTask,
   queuedTasks,
@@ -27,11 +28,6 @@ afterEach(async () => {
   await env.close();
 });
 
-async function consumerInfo() {
-  const jsm = await jetstreamManager(env.nc);
-  return jsm.consumers.info(env.names.streams.tasks, env.names.consumer);
-}
-
 describe("the same taskID delivered again while it runs", () => {
   it("runs a taskID published three times at once without Nats-Msg-Id once, and settles every copy", async () => {
     const driver = new ScriptedDriver();
@@ -41,7 +37,7 @@ describe("the same taskID delivered again while it runs", () => {
     const result = await waitResult(env, "thrice");
     expect(result).toMatchObject({ status: "completed", result: "once" });
     await waitFor(
-      async () => (await queuedTasks(env)) === 0 && (await consumerInfo()).num_ack_pending === 0,
+      async () => (await queuedTasks(env)) === 0 && (await consumerInfo(env)).num_ack_pending === 0,
       {
         message: "all three messages to be acked",
       },
@@ -52,7 +48,7 @@ describe("the same taskID delivered again while it runs", () => {
     expect(events.filter((e) => e.type === "task_started")).toHaveLength(1);
     expect(events.filter((e) => e.type === "prompt_sent")).toHaveLength(1);
     expect(await resultMessages(env, "thrice")).toBe(1);
-    expect((await consumerInfo()).num_redelivered).toBe(0);
+    expect((await consumerInfo(env)).num_redelivered).toBe(0);
     expect(env.logs.join("")).toContain("another message with the taskID of a task that runs here");
   });
 });

@@ -1,6 +1,5 @@
 // Messages a worker cannot publish as they are: larger than the server's max_payload (1 MiB by
 // default), or refused for lack of permission. Each task still ends, once, with what it made kept.
-import { jetstreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import { afterEach, describe, expect, it } from "vitest";
 import { DeadLetters, TaskResult } from "@station-coding/protocol";
@@ -8,6 +7,7 @@ import { waitFor } from "@station-coding/testkit";
 import type { Env } from "./support/harness.js";
 import {
   ScriptedDriver,
+  consumerInfo,
   eventsOf,
   publishTask,
   queuedTasks,
@@ -112,9 +112,7 @@ describe("results the worker may not publish", () => {
     );
     await waitFor(async () => (await queuedTasks(env)) === 0, { message: "the task to be removed" });
     expect(driver.calls).toHaveLength(1);
-    const jsm = await jetstreamManager(env.nc);
-    const consumer = await jsm.consumers.info(env.names.streams.tasks, env.names.consumer);
-    expect(consumer.num_redelivered).toBe(0);
+    expect((await consumerInfo(env)).num_redelivered).toBe(0);
     expect(await env.lookups.result("muted")).toBeUndefined();
   });
 });

@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { headers } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -7,6 +7,7 @@ import { waitFor } from "@station-coding/testkit";
 import type { Env } from "./support/harness.js";
 import {
   ScriptedDriver,
+  consumerInfo,
   eventsOf,
   publishTask,
   queuedTasks,
@@ -24,11 +25,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await env.close();
 });
-
-async function consumerInfo() {
-  const jsm = await jetstreamManager(env.nc);
-  return jsm.consumers.info(env.names.streams.tasks, env.names.consumer);
-}
 
 describe("consumption", () => {
   it("runs a minimal task and publishes live events and one result", async () => {
@@ -93,7 +89,7 @@ describe("consumption", () => {
     let maxAckPending = 0;
     await waitFor(
       async () => {
-        const info = await consumerInfo();
+        const info = await consumerInfo(env);
         maxAckPending = Math.max(maxAckPending, info.num_ack_pending);
         return (await Promise.all([0, 1, 2, 3, 4, 5].map((i) => env.lookups.result(`c${i}`)))).every(Boolean);
       },
@@ -106,7 +102,7 @@ describe("consumption", () => {
 
   it("caps in-flight work across workers with the consumer's max_ack_pending", async () => {
     await startWorker(env, new ScriptedDriver(), { concurrency: 4, maxAckPending: 3 });
-    expect((await consumerInfo()).config.max_ack_pending).toBe(3);
+    expect((await consumerInfo(env)).config.max_ack_pending).toBe(3);
   });
 
   it("runs each task exactly once with two workers competing", async () => {
@@ -132,7 +128,7 @@ describe("leases", () => {
     expect(result.status).toBe("completed");
     expect(driver.calls).toHaveLength(1);
     expect(result.metrics.attempts).toBe(1);
-    expect((await consumerInfo()).num_redelivered).toBe(0);
+    expect((await consumerInfo(env)).num_redelivered).toBe(0);
   });
 
   it("a worker that lost its lease publishes no result, and the new owner's run is the only result", async () => {
@@ -168,7 +164,7 @@ describe("leases", () => {
     await startWorker(env, driver);
     await publishTask(env, { taskID: "died-after", prompt: script({ text: "second run" }) });
     await waitFor(
-      async () => (await queuedTasks(env)) === 0 && (await consumerInfo()).num_ack_pending === 0,
+      async () => (await queuedTasks(env)) === 0 && (await consumerInfo(env)).num_ack_pending === 0,
       { message: "the delivery to be acked" },
     );
     expect(driver.calls).toHaveLength(0);

@@ -156,6 +156,12 @@ export async function resultMessages(env: Env, taskID: string): Promise<number> 
   return info.state.subjects?.[subject] ?? 0;
 }
 
+/** The task consumer as the server reports it (pending, ack pending, redelivered, config). */
+export async function consumerInfo(env: Env) {
+  const jsm = await jetstreamManager(env.nc);
+  return jsm.consumers.info(env.names.streams.tasks, env.names.consumer);
+}
+
 /** Messages still in the task stream (acked or terminated ones are gone). */
 export async function queuedTasks(env: Env): Promise<number> {
   const jsm = await jetstreamManager(env.nc);
