@@ -8,6 +8,7 @@ import type {
   ArtifactRef,
   CodingNames,
   CommitInfo,
+  ResultSigner,
   DeadLetters,
   EventDraft,
   ResolvedTask,
@@ -77,6 +78,8 @@ export interface RunnerDeps {
   stats: RunnerStats;
   /** Aborted when the shutdown grace period ends. */
   shutdown: AbortSignal;
+  /** Signs results, so that dispatchers can tell them from forged ones. */
+  signer?: ResultSigner;
 }
 
 const headerGetter = {
@@ -625,7 +628,8 @@ export class TaskRunner {
       generation > 0 ? `${result.taskID}:result:${generation}` : `${result.taskID}:result`,
     );
     const subject = this.d.names.resultSubject(result.taskID);
-    const data = JSON.stringify(this.d.redactor.redactValue(result));
+    const data = new TextEncoder().encode(JSON.stringify(this.d.redactor.redactValue(result)));
+    this.d.signer?.sign(data, h);
     for (let attempt = 1; ; attempt += 1) {
       try {
         const ack = await this.d.js.publish(subject, data, { headers: h, timeout: 2_000 });
