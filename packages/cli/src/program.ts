@@ -5,6 +5,7 @@ import { registerContext } from "./commands/context.js";
 import { registerDlq } from "./commands/dlq.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerInit } from "./commands/init.js";
+import { registerOrg } from "./commands/org.js";
 import { registerResult } from "./commands/result.js";
 import { registerSessions } from "./commands/sessions.js";
 import { registerStatus } from "./commands/status.js";
@@ -71,6 +72,7 @@ export function buildProgram(exit: (code: number) => void): Command {
   registerContext(program, run);
   registerArtifacts(program, run);
   registerDlq(program, run);
+  registerOrg(program, run);
   return program;
 }
 
