@@ -197,6 +197,7 @@ export class CodingWorker {
       git: options.git,
       maxInputBytes: options.maxInputBytes,
       getSecret,
+      secretsBucket: (org) => codingNames({ ...raw.names, ...(org !== undefined ? { org } : {}) }).kv.secrets,
       redactor: this.redactor,
       logger: this.logger.child({ component: "workspaces" }),
     });
