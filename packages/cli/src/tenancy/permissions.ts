@@ -94,7 +94,19 @@ export function rolePermissions(role: OrgRole, names: CodingNames, workerInbox: 
       return undefined;
     case "viewer":
       return {
-        publish: [info, readStreams, followEvents, listDeadLetters, queueStatus, readBuckets, readObjects],
+        publish: [
+          info,
+          readStreams,
+          followEvents,
+          listDeadLetters,
+          queueStatus,
+          readBuckets,
+          readObjects,
+          {
+            why: "the topology check of every client reads each bucket's info (secrets: names and counts, never values)",
+            subjects: [`$JS.API.STREAM.INFO.${kv(names.kv.secrets)}`],
+          },
+        ],
         subscribe: [dispatcherInbox, liveSubscribe],
       };
     case "dispatcher":
