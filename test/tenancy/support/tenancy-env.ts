@@ -335,7 +335,7 @@ export async function fails(work: Promise<unknown>): Promise<Error> {
     (value: unknown) => ({ ok: true as const, value }),
     (err: unknown) => ({ ok: false as const, err }),
   );
-  if (outcome.ok) throw new Error(`expected a failure, but it succeeded (${JSON.stringify(outcome.value)})`);
+  if (outcome.ok) throw new Error(`expected a failure, but it succeeded (${String(outcome.value)})`);
   return outcome.err instanceof Error ? outcome.err : new Error(String(outcome.err));
 }
 
