@@ -80,11 +80,17 @@ export class ShippedTenancyServer {
       .replace(/^ {2}store_dir: .*$/m, `  store_dir: ${JSON.stringify(join(dir, "jetstream"))}`);
     if (!config.includes("include ./accounts.conf"))
       throw new Error("the shipped config no longer includes ./accounts.conf");
+    return ShippedTenancyServer.run(dir, config);
+  }
+
+  /** Checks `config` with `nats-server -t`, writes it into `dir` and runs it with `env` added. */
+  static async run(dir: string, config: string, env: NodeJS.ProcessEnv = {}): Promise<ShippedTenancyServer> {
     const file = join(dir, "nats-server.conf");
     await writeFile(file, `${config}\nports_file_dir: ${JSON.stringify(dir)}\n`);
-    await run("nats-server", ["-t", "-c", file]);
+    const childEnv = { ...process.env, ...env };
+    await run("nats-server", ["-t", "-c", file], { env: childEnv });
     let log = "";
-    const child = spawn("nats-server", ["-c", file], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("nats-server", ["-c", file], { stdio: ["ignore", "pipe", "pipe"], env: childEnv });
     child.stdout?.on("data", (chunk: Buffer) => (log += chunk.toString()));
     child.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()));
     const ports = await waitFor(
@@ -93,15 +99,14 @@ export class ShippedTenancyServer {
         const name = (await readdir(dir)).find((f) => f.endsWith(".ports"));
         return (
           name &&
-          (JSON.parse(await readFile(join(dir, name), "utf8")) as { nats: string[]; monitoring: string[] })
+          (JSON.parse(await readFile(join(dir, name), "utf8")) as { nats: string[]; monitoring?: string[] })
         );
       },
       { timeout: 10_000, message: "nats-server to write its ports file" },
     );
     const url = ports.nats[0];
-    const monitor = ports.monitoring[0];
-    if (url === undefined || monitor === undefined) throw new Error(`no client or monitoring URL:\n${log}`);
-    return new ShippedTenancyServer(dir, url, monitor, child, () => log);
+    if (url === undefined) throw new Error(`no client URL:\n${log}`);
+    return new ShippedTenancyServer(dir, url, ports.monitoring?.[0] ?? "", child, () => log);
   }
 
   /** Process id (the same before and after a reload). */

@@ -30,13 +30,13 @@ interface WorkerFlags extends CommonFlags {
   resultSigningKey?: string;
 }
 
-/** A boolean environment variable: 1/true/yes on, 0/false/no/empty off; anything else is an error. */
-function envFlag(name: string): boolean | undefined {
-  const value = process.env[name]?.trim().toLowerCase();
+/** A boolean environment variable: 1/true/yes on, 0/false/no off, unset or empty: undefined. */
+function envFlag(name: string, raw: string | undefined): boolean | undefined {
+  const value = raw?.trim().toLowerCase();
   if (value === undefined || value === "") return undefined;
   if (["1", "true", "yes", "on"].includes(value)) return true;
   if (["0", "false", "no", "off"].includes(value)) return false;
-  throw new UsageError(`${name}=${JSON.stringify(process.env[name])}: must be true or false`);
+  throw new UsageError(`${name}=${JSON.stringify(raw)}: must be true or false`);
 }
 
 /** `--org-creds acme=/path/a.nk,globex=/path/g.nk` as a record. */
@@ -142,8 +142,13 @@ export function registerWorker(program: Command, run: Run): void {
         const cleanupPolicy = policy?.data;
         const gitConfig = conn.config?.coding.git;
         const allowLocalRepos =
-          flags.allowLocalRepos ?? envFlag("STATION_GIT_ALLOW_LOCAL_REPOS") ?? gitConfig?.allow_local_repos;
-        const allowHttp = flags.allowHttpRepos ?? envFlag("STATION_GIT_ALLOW_HTTP") ?? gitConfig?.allow_http;
+          flags.allowLocalRepos ??
+          envFlag("STATION_GIT_ALLOW_LOCAL_REPOS", process.env.STATION_GIT_ALLOW_LOCAL_REPOS) ??
+          gitConfig?.allow_local_repos;
+        const allowHttp =
+          flags.allowHttpRepos ??
+          envFlag("STATION_GIT_ALLOW_HTTP", process.env.STATION_GIT_ALLOW_HTTP) ??
+          gitConfig?.allow_http;
         const hostList = flags.allowedGitHosts ?? process.env.STATION_GIT_ALLOWED_HOSTS;
         const allowedHosts = hostList
           ? hostList

@@ -166,3 +166,44 @@ export function renderAccountsConfig(state: TenancyState): string {
   lines.push("}");
   return `${lines.join("\n")}\n`;
 }
+
+/** Environment variables holding the single-tenant users' passwords (read by nats-server). */
+export const SINGLE_TENANT_PASSWORD_VARS = {
+  admin: "STATION_NATS_ADMIN_PASSWORD",
+  worker: "STATION_NATS_WORKER_PASSWORD",
+  client: "STATION_NATS_CLIENT_PASSWORD",
+} as const;
+
+/**
+ * The users file for the single-tenant server (deploy/nats/users.conf): `admin` (everything),
+ * `worker` (the worker role: the only one that may publish events and results) and `client`
+ * (the dispatcher role: Station, the CLI), with passwords from the server's environment.
+ */
+export function renderSingleTenantUsers(): string {
+  const names = codingNames({});
+  const lines = [
+    "# station-coding single-tenant NATS users, for deploy/nats/nats.conf (`include ./users.conf`).",
+    "# Generated from the org tool's role permissions by `npm run nats-users`: do not edit by hand.",
+    "# Passwords come from nats-server's environment; nats-server refuses to start without them.",
+    "authorization {",
+    "  users: [",
+    `    # admin: everything (station-coding init, secrets, inspection)`,
+    `    { user: admin, password: $${SINGLE_TENANT_PASSWORD_VARS.admin} }`,
+  ];
+  const roles: [string, OrgRole, string][] = [
+    ["worker", "worker", SINGLE_TENANT_PASSWORD_VARS.worker],
+    ["client", "dispatcher", SINGLE_TENANT_PASSWORD_VARS.client],
+  ];
+  for (const [user, role, variable] of roles) {
+    const permissions = rolePermissions(role, names, names.inboxPrefix);
+    if (!permissions) continue;
+    lines.push(`    # ${user}: ${ROLE_PURPOSE[role]}`);
+    lines.push(`    { user: ${user}, password: $${variable}`);
+    lines.push("      permissions: {");
+    lines.push(...grants("publish", permissions.publish, "        "));
+    lines.push(...grants("subscribe", permissions.subscribe, "        "));
+    lines.push("      }", "    }");
+  }
+  lines.push("  ]", "}");
+  return `${lines.join("\n")}\n`;
+}
