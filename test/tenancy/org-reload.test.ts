@@ -57,7 +57,9 @@ describe("station-coding org add while other orgs run tasks", () => {
     expect(finishedAtReload).toBeLessThan(2 * TASKS_PER_ORG);
 
     // The new org works at once: its own worker and dispatcher, from the files the tool wrote.
-    env.state.orgs.initech = (await env.store.load())?.orgs.initech ?? env.state.orgs.initech;
+    const written = (await env.store.load())?.orgs.initech;
+    if (!written) throw new Error("org add did not record initech");
+    env.state.orgs.initech = written;
     const initechDriver = new ScriptedDriver();
     await env.worker(["initech"], { driver: initechDriver });
     const initech = await env.dispatcher("initech");
