@@ -3,16 +3,19 @@ import { existsSync } from "node:fs";
 import { connect as connectSocket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
-import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import { connect, headers } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { CodingDispatcher } from "@station-coding/dispatcher";
 import type { TaskResult, TaskStatus } from "@station-coding/protocol";
-import { DeadLetters, MAX_TIMEOUT_MS, codingNames, ensureTopology } from "@station-coding/protocol";
+import {
+  DeadLetters,
+  MAX_TIMEOUT_MS,
+  codingNames,
+  credentialsAuthenticator,
+  ensureTopology,
+} from "@station-coding/protocol";
 import { NatsServer, tempDir, waitFor } from "@station-coding/testkit";
 import { pino } from "pino";
 import { startOpenCode } from "../../packages/worker/test/support/opencode-env.js";
@@ -30,9 +33,10 @@ import {
 } from "./support/hostile-opencode.js";
 import { account, waitForResults } from "./support/ledger.js";
 import { recordRow } from "./support/scenario-row.js";
+import type { OrgRole } from "../../packages/cli/src/tenancy/permissions.js";
+import { TenancyStore } from "../../packages/cli/src/tenancy/tenancy-store.js";
 
 const MAX_PAYLOAD = 8 * 1024 * 1024;
-const addOrg = fileURLToPath(new URL("../../deploy/scripts/add-org.mjs", import.meta.url));
 
 let env: Env;
 beforeAll(async () => {
@@ -96,30 +100,28 @@ function forgedResult(taskID: string): string {
 }
 
 /**
- * Under the tenancy permissions (deploy/nats/tenancy), can an org's dispatcher user forge a result?
- * Returns what happened to the attempt.
+ * Under the tenancy accounts (deploy/nats/tenancy, written by `station-coding org add`), can an
+ * org's dispatcher user forge a result? Returns what happened to the attempt.
  */
 async function forgeUnderTenancy(): Promise<{ dispatcherForge: string; workerPublish: string }> {
   const dir = await tempDir("rel-tenancy");
-  const file = join(dir, "auth.conf");
-  const run = promisify(execFile);
-  await run(process.execPath, [addOrg, "acme", "--file", file, "--json"], {
-    env: {
-      ...process.env,
-      STATION_ADMIN_PASSWORD: "admin-pw",
-      STATION_DISPATCHER_PASSWORD: "dispatcher-pw",
-      STATION_WORKER_PASSWORD: "worker-pw",
-    },
-  });
-  const server = await NatsServer.start({ config: await readFile(file, "utf8") });
-  const as = (user: string, pass: string, inboxPrefix: string) =>
-    connect({ servers: server.url, user, pass, inboxPrefix });
+  const store = new TenancyStore(dir);
+  const { state } = await store.loadOrInit();
+  state.orgs.acme = (await store.createOrg("acme", {})).record;
+  await store.save(state);
+  const server = await NatsServer.start({ config: await readFile(join(dir, "accounts.conf"), "utf8") });
+  const as = async (role: OrgRole, inboxPrefix: string) =>
+    connect({
+      servers: server.url,
+      authenticator: credentialsAuthenticator(await readFile(store.credsFile("acme", role))),
+      inboxPrefix,
+    });
   try {
-    const admin = await as("station-admin", "admin-pw", "_INBOX");
+    const admin = await as("admin", "_INBOX");
     const names = codingNames({ org: "acme" });
     await ensureTopology(admin, names);
-    const dispatcher = await as("acme-dispatcher", "dispatcher-pw", names.inboxPrefix);
-    const worker = await as("acme-worker", "worker-pw", "_INBOX_worker+acme");
+    const dispatcher = await as("dispatcher", names.inboxPrefix);
+    const worker = await as("worker", "_INBOX_worker+acme");
     const forged = await send(dispatcher, names.resultSubject("victim"), forgedResult("victim"));
     const real = await send(worker, names.resultSubject("other"), forgedResult("other"));
     const jsm = await jetstreamManager(admin);

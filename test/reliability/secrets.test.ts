@@ -133,7 +133,7 @@ describe("7 secrets", () => {
     expect(kvGit.requests.some((r) => r.authorized)).toBe(true);
     expect(acc.results.get("secret-inline")?.result).toContain("[REDACTED]");
     expect(acc.results.get("secret-kv")?.result).toContain("[REDACTED]");
-    expect(acc.results.get("secret-wrong-token")?.errorCode).toBe("GIT_FAILED");
+    expect(acc.results.get("secret-wrong-token")?.errorCode).toBe("GIT_AUTH_FAILED");
     const letter = await env.lookups.deadLetter("secret-dead-letter");
     expect(letter?.reason).toContain("[REDACTED]");
     expect(letter?.gitTokenRemoved).toBe(true);

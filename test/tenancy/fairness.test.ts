@@ -12,10 +12,7 @@ const PER_ORG = 3;
 
 let env: TenancyEnv;
 beforeAll(async () => {
-  env = await startTenancy({
-    orgs: ["acme", "globex"],
-    sharedWorkers: { "workers-shared": ["acme", "globex"] },
-  });
+  env = await startTenancy({ orgs: ["acme", "globex"] });
 });
 afterAll(async () => {
   await env?.close();
@@ -37,10 +34,10 @@ function peak(calls: DriverCall[]): number {
   return most;
 }
 
-describe("a shared worker serving two orgs", () => {
+describe("a shared worker serving two orgs, one connection per org account", () => {
   it("starts org B's task while org A's long queue is still waiting", async () => {
     const driver = new ScriptedDriver();
-    const worker = await env.worker("workers-shared", ["acme", "globex"], {
+    const worker = await env.worker(["acme", "globex"], {
       driver,
       concurrency: CONCURRENCY,
       perOrgConcurrency: PER_ORG,

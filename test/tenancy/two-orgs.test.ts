@@ -17,8 +17,8 @@ const dispatchers = {} as Record<(typeof ORGS)[number], CodingDispatcher>;
 beforeAll(async () => {
   env = await startTenancy({ orgs: [...ORGS] });
   for (const org of ORGS) {
-    // Dedicated workers, each under its org's worker user; dispatchers under the org's dispatcher user.
-    await env.worker(`${org}-worker`, [org], { driver: drivers[org], maxAttempts: 2 });
+    // Dedicated workers, each with its org's worker credentials; dispatchers as the org's dispatcher user.
+    await env.worker([org], { driver: drivers[org], maxAttempts: 2 });
     dispatchers[org] = await env.dispatcher(org);
   }
 });
@@ -95,11 +95,15 @@ describe("two orgs side by side", () => {
       expect(JSON.stringify(status)).not.toContain(other);
     }
 
-    // One result per org, each in the org's own results stream.
-    const jsm = await jetstreamManager(env.admin);
+    // One result per org, each in the org's own results stream, signed by the org's worker key.
     for (const org of ORGS) {
+      const jsm = await jetstreamManager(await env.connectAs(org, "admin"));
       expect((await jsm.streams.info(`CODING_RESULTS_${org}`)).state.messages).toBe(1);
       expect((await jsm.streams.info(`CODING_TASKS_${org}`)).state.messages).toBe(0);
+      const stored = await jsm.streams.getMessage(`CODING_RESULTS_${org}`, {
+        last_by_subj: `org.${org}.coding.result.t1`,
+      });
+      expect(stored?.header?.get("Station-Result-Signer")).toBe(env.publicKey(org, "worker"));
     }
     // The normal path needs no right the generated users lack.
     expect(env.logs.filter((line) => /permission/i.test(line))).toEqual([]);

@@ -16,6 +16,8 @@ export const StationConfig = z
           .object({
             url: z.string().optional(),
             creds_file: z.string().optional(),
+            /** A credentials file per org for a worker serving several orgs (one account each). */
+            org_creds: z.record(Name, z.string()).optional(),
             subjects: z
               .object({
                 task: z.string().optional(),
@@ -40,10 +42,22 @@ export const StationConfig = z
             token_env: z.string().optional(),
             user_name: z.string().optional(),
             user_email: z.string().optional(),
+            /** User name sent with a token over https (some hosts want `x-token-auth`). */
+            username: z.string().optional(),
+            allow_http: z.boolean().optional(),
+            allow_local_repos: z.boolean().optional(),
+            allowed_hosts: z.array(z.string()).optional(),
           })
           .strict()
           .optional(),
         org: Name.optional(),
+        /** The orgs `status --all-orgs` reads (the operator's config, written by `station-coding org`). */
+        orgs: z.array(Name).optional(),
+        /** Result authenticity: the public keys of the workers whose signed results are accepted. */
+        results: z
+          .object({ signers: z.array(z.string()).optional() })
+          .strict()
+          .optional(),
         worker: z
           .object({
             concurrency: z.number().int().positive().optional(),
@@ -51,6 +65,8 @@ export const StationConfig = z
             task_timeout: Duration.optional(),
             max_attempts: z.number().int().positive().optional(),
             shutdown_grace: Duration.optional(),
+            /** File with a user nkey seed that signs results (when the NATS credentials have none). */
+            result_signing_key: z.string().optional(),
           })
           .strict()
           .optional(),

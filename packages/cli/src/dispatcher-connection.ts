@@ -1,8 +1,14 @@
 import { readFile } from "node:fs/promises";
-import { AuthorizationError, connect, credsAuthenticator, errors } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { AuthorizationError, connect, errors } from "@nats-io/transport-node";
+import type { Authenticator, NatsConnection } from "@nats-io/transport-node";
 import { CodingDispatcher } from "@station-coding/dispatcher";
-import { ErrorCodes, StationError, codingNames } from "@station-coding/protocol";
+import {
+  ErrorCodes,
+  StationError,
+  ValidationError,
+  codingNames,
+  credentialsAuthenticator,
+} from "@station-coding/protocol";
 import type { Logger } from "pino";
 import { pino } from "pino";
 import { namesFromConfig } from "./config.js";
@@ -41,12 +47,17 @@ export async function connectNats(
   inboxPrefix: string,
   mode: ConnectionMode,
 ): Promise<NatsConnection> {
-  let creds: Uint8Array | undefined;
+  let creds: Authenticator | undefined;
   if (conn.creds !== undefined) {
     const path = conn.creds;
-    creds = await readFile(path).catch(() => {
+    const contents = await readFile(path).catch(() => {
       throw new UsageError(`--creds ${path}: cannot be read`);
     });
+    try {
+      creds = credentialsAuthenticator(contents, `--creds ${path}`);
+    } catch (err) {
+      throw new UsageError(err instanceof ValidationError ? err.message : String(err));
+    }
   }
   const where = `NATS at ${conn.servers}`;
   const hint = "start nats-server -js, or pass --nats-url / set NATS_URL";
@@ -58,7 +69,7 @@ export async function connectNats(
       timeout: CONNECT_TIMEOUT_MS,
       maxReconnectAttempts: mode === "follow" ? -1 : 3,
       reconnectTimeWait: 500,
-      ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
+      ...(creds ? { authenticator: creds } : {}),
       ...(conn.user !== undefined ? { user: conn.user, pass: conn.pass ?? "" } : {}),
       ...(conn.token !== undefined ? { token: conn.token } : {}),
     });
@@ -86,6 +97,22 @@ export async function connectNats(
 }
 
 /**
+ * The worker keys whose signed results the CLI accepts: station.yaml `coding.results.signers`,
+ * else env STATION_RESULT_SIGNERS (comma-separated); none means unsigned stored results count.
+ */
+export function resultSigners(connection: Connection): string[] {
+  const fromConfig = connection.config?.coding.results?.signers;
+  if (fromConfig) return fromConfig;
+  const fromEnv = process.env.STATION_RESULT_SIGNERS;
+  return fromEnv
+    ? fromEnv
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
+}
+
+/**
  * Connects a dispatcher for one command from the common flags (flag, then station.yaml, then
  * environment), creating or checking the namespace's topology.
  */
@@ -107,6 +134,7 @@ export async function openDispatcher(flags: CommonFlags, mode: ConnectionMode): 
       ...(org !== undefined ? { org } : {}),
       name: "station-coding-cli",
       logger: cliLogger(),
+      trustedSigners: resultSigners(connection),
     });
   } catch (err) {
     await nc.close().catch(() => undefined);

@@ -5,7 +5,9 @@ import { registerContext } from "./commands/context.js";
 import { registerDlq } from "./commands/dlq.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerInit } from "./commands/init.js";
+import { registerOrg } from "./commands/org.js";
 import { registerResult } from "./commands/result.js";
+import { registerSecrets } from "./commands/secrets.js";
 import { registerSessions } from "./commands/sessions.js";
 import { registerStatus } from "./commands/status.js";
 import { registerSubmit } from "./commands/submit.js";
@@ -71,6 +73,8 @@ export function buildProgram(exit: (code: number) => void): Command {
   registerContext(program, run);
   registerArtifacts(program, run);
   registerDlq(program, run);
+  registerOrg(program, run);
+  registerSecrets(program, run);
   return program;
 }
 

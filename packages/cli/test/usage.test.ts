@@ -24,8 +24,8 @@ afterAll(async () => {
 });
 
 /** Runs the CLI and expects exit `code` with exactly one line on stderr, which it returns. */
-async function failsWith(args: string[], code: number): Promise<string> {
-  const run = await cli.run(args);
+async function failsWith(args: string[], code: number, env?: Record<string, string>): Promise<string> {
+  const run = await cli.run(args, env ? { env } : {});
   expect(run.code, `${args.join(" ")}:\n${run.stdout}${run.stderr}`).toBe(code);
   const lines = linesOf(run.stderr);
   expect(lines, run.stderr).toHaveLength(1);
@@ -58,6 +58,15 @@ describe("help", () => {
     ["dlq", "replay"],
     ["init"],
     ["worker"],
+    ["org"],
+    ["org", "add"],
+    ["org", "rm"],
+    ["org", "ls"],
+    ["org", "limits"],
+    ["secrets"],
+    ["secrets", "set"],
+    ["secrets", "ls"],
+    ["secrets", "rm"],
   ];
 
   it("prints --help for every command and exits 0", async () => {
@@ -114,6 +123,20 @@ describe("usage errors exit 2 with one line", () => {
     );
     expect(await failsWith(["dlq", "replay", "t1", "--token-from-kv", "a/b"], 2)).toContain(
       "--token-from-kv",
+    );
+  });
+
+  it("names a bad --org-creds entry, git policy variable or credentials file", async () => {
+    expect(await failsWith(["worker", "--org", "acme", "--org-creds", "acme"], 2)).toBe(
+      'error: --org-creds "acme": must be <org>=<credentials file>',
+    );
+    expect(await failsWith(["worker"], 2, { STATION_GIT_ALLOW_HTTP: "maybe" })).toBe(
+      'error: STATION_GIT_ALLOW_HTTP="maybe": must be true or false',
+    );
+    const junk = join(dir, "junk.creds");
+    await writeFile(junk, "user=me\npassword=secret\n");
+    expect(await failsWith(["--creds", junk, "status"], 2)).toBe(
+      `error: --creds ${junk}: neither a NATS credentials file (JWT and seed) nor a user nkey seed (SU…)`,
     );
   });
 

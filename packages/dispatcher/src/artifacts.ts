@@ -25,6 +25,7 @@ export class ArtifactsApi {
     private readonly store: () => Promise<ObjectStore>,
     private readonly bucket: string,
     private readonly maxBytes: number,
+    private readonly org?: string,
   ) {}
 
   /**
@@ -46,8 +47,10 @@ export class ArtifactsApi {
         ErrorCodes.ArtifactError,
       );
     }
-    const info = await guarded(`staging ${key} in object store ${this.bucket}`, async () =>
-      (await this.store()).putBlob({ name: key }, bytes),
+    const info = await guarded(
+      `staging ${key} in object store ${this.bucket}`,
+      async () => (await this.store()).putBlob({ name: key }, bytes),
+      this.org,
     );
     return toRef(this.bucket, info, "input");
   }

@@ -4,8 +4,8 @@ import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstre
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
-import { AuthorizationError, connect, credsAuthenticator, headers } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { AuthorizationError, connect, headers } from "@nats-io/transport-node";
+import type { Authenticator, NatsConnection } from "@nats-io/transport-node";
 import type { Tracer } from "@opentelemetry/api";
 import { trace } from "@opentelemetry/api";
 import type { CodingNames, TaskInput, TaskResult } from "@station-coding/protocol";
@@ -19,6 +19,7 @@ import {
   StationError,
   TaskLookups,
   ValidationError,
+  credentialsAuthenticator,
   ensureTopology,
   parseTask,
   parseWith,
@@ -156,6 +157,7 @@ export class CodingDispatcher implements AsyncDisposable {
       once(() => new Objm(rt.js).open(names.objectStore)),
       names.objectStore,
       options.maxArtifactBytes,
+      names.org,
     );
     this.deadLetters = new DeadLettersApi(new DeadLetters(nc, names));
   }
@@ -172,9 +174,21 @@ export class CodingDispatcher implements AsyncDisposable {
     const nc = o.connection ?? (await connectNats(o));
     try {
       if (o.ensureTopology) await ensureTopology(nc, o.names, o.topology);
-      const js = jetstream(nc, { timeout: o.requestTimeout });
-      const jsm = await jetstreamManager(nc, { timeout: o.requestTimeout });
-      const lookups = await TaskLookups.create(nc, o.names);
+      const api = {
+        timeout: o.requestTimeout,
+        ...(o.jetstreamApiPrefix !== undefined ? { apiPrefix: o.jetstreamApiPrefix } : {}),
+      };
+      const js = jetstream(nc, api);
+      const jsm = await jetstreamManager(nc, api);
+      const lookups = await TaskLookups.create(nc, o.names, {
+        jsm,
+        trustedSigners: o.trustedSigners,
+        onRejected: (taskID, reason) =>
+          o.logger.warn(
+            { taskID, subject: o.names.resultSubject(taskID) },
+            `ignoring the stored message on the result subject: ${reason}`,
+          ),
+      });
       const rt = new Runtime(nc, js, jsm, lookups, o);
       o.logger.info({ servers: o.servers, taskSubject: o.names.taskSubject }, "dispatcher connected");
       return new CodingDispatcher(rt, o.connection === undefined);
@@ -223,8 +237,10 @@ export class CodingDispatcher implements AsyncDisposable {
     const span = DispatchSpan.start(this.rt, task, h);
     let ack: PubAck;
     try {
-      ack = await guarded(`submitting task ${task.taskID} (publish to ${names.taskSubject})`, () =>
-        this.rt.js.publish(names.taskSubject, data, { headers: h }),
+      ack = await guarded(
+        `submitting task ${task.taskID} (publish to ${names.taskSubject})`,
+        () => this.rt.js.publish(names.taskSubject, data, { headers: h }),
+        names.org,
       );
     } catch (err) {
       span.end(undefined, err);
@@ -343,10 +359,10 @@ export class CodingDispatcher implements AsyncDisposable {
 
 /** Connects with the dispatcher's servers, credentials and per-org inbox prefix. */
 async function connectNats(o: ResolvedDispatcherOptions): Promise<NatsConnection> {
-  let creds: Uint8Array | undefined;
+  let creds: Authenticator | undefined;
   if (o.creds !== undefined) {
     const path = o.creds;
-    creds = await readFile(path).catch((err: unknown) => {
+    const contents = await readFile(path).catch((err: unknown) => {
       throw new ValidationError(
         "creds",
         "readable",
@@ -354,6 +370,7 @@ async function connectNats(o: ResolvedDispatcherOptions): Promise<NatsConnection
         ErrorCodes.InvalidConfig,
       );
     });
+    creds = credentialsAuthenticator(contents, `creds ${JSON.stringify(path)}`);
   }
   try {
     return await connect({
@@ -363,7 +380,7 @@ async function connectNats(o: ResolvedDispatcherOptions): Promise<NatsConnection
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
       timeout: o.requestTimeout,
-      ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
+      ...(creds ? { authenticator: creds } : {}),
       ...(o.user !== undefined ? { user: o.user, pass: o.pass ?? "" } : {}),
       ...(o.token !== undefined ? { token: o.token } : {}),
     });

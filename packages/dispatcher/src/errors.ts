@@ -1,6 +1,6 @@
 import { PermissionViolationError, errors as natsErrors } from "@nats-io/transport-node";
 import type { TaskLease } from "@station-coding/protocol";
-import { ErrorCodes, PermissionDeniedError, StationError } from "@station-coding/protocol";
+import { ErrorCodes, PermissionDeniedError, StationError, accountLimitError } from "@station-coding/protocol";
 
 /** Where a task stood when a client-side wait ran out. */
 export type TaskPhase = "queued" | "running" | "retrying" | "finished" | "unknown";
@@ -49,8 +49,10 @@ export class WaitTimeoutError extends StationError {
  * being done: permission violations become {@link PermissionDeniedError} naming the subject,
  * request timeouts say how long was waited. Station errors pass through unchanged.
  */
-export function toStationError(what: string, err: unknown): StationError {
+export function toStationError(what: string, err: unknown, org?: string): StationError {
   if (err instanceof StationError) return err;
+  const limit = accountLimitError(what, err, org);
+  if (limit) return limit;
   if (err instanceof PermissionViolationError) {
     return permissionDenied(what, err);
   }
@@ -82,10 +84,10 @@ function permissionDenied(what: string, err: PermissionViolationError): Permissi
 }
 
 /** Runs `fn` and rethrows its failure as a {@link StationError} describing `what`. */
-export async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
+export async function guarded<T>(what: string, fn: () => Promise<T>, org?: string): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw toStationError(what, err);
+    throw toStationError(what, err, org);
   }
 }

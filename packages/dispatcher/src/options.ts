@@ -7,6 +7,7 @@ import {
   codingNames,
   parseDuration,
   parseWith,
+  validateSigners,
 } from "@station-coding/protocol";
 import type { Logger } from "pino";
 import { pino } from "pino";
@@ -35,6 +36,18 @@ const RawOptions = z.object({
   maxArtifactBytes: z.number().int().positive().optional(),
   /** How long `events()` waits for missing events after the result arrived before it ends. @default "2s" */
   eventsSettle: Duration.optional(),
+  /**
+   * Public nkeys (`U…`) of the workers whose results this dispatcher accepts: a result without a
+   * valid signature by one of them is ignored and logged, and waiting goes on. Empty: results are
+   * accepted when the results stream stored them, signed or not. See docs/multi-tenancy.md.
+   * @default []
+   */
+  trustedSigners: z.array(z.string()).optional(),
+  /**
+   * JetStream API prefix for reading another account's streams through imports (e.g.
+   * `$JS.acme.API` for the operator account's `status --all-orgs`). @default "$JS.API"
+   */
+  jetstreamApiPrefix: z.string().min(1).optional(),
   /** Connection name shown by the server, and `requestedBy` of cancel requests. @default "station-coding-dispatcher" */
   name: z.string().min(1).optional(),
 });
@@ -63,6 +76,8 @@ export interface ResolvedDispatcherOptions {
   ensureTopology: boolean;
   topology: TopologyOptions;
   requestTimeout: number;
+  trustedSigners: string[];
+  jetstreamApiPrefix: string | undefined;
   maxArtifactBytes: number;
   eventsSettle: number;
   name: string;
@@ -101,6 +116,8 @@ export function resolveDispatcherOptions(options: DispatcherOptions = {}): Resol
     ensureTopology: o.ensureTopology ?? true,
     topology: topology ?? {},
     requestTimeout: parseDuration("requestTimeout", o.requestTimeout ?? "10s"),
+    trustedSigners: validateSigners("trustedSigners", o.trustedSigners ?? []),
+    jetstreamApiPrefix: o.jetstreamApiPrefix,
     maxArtifactBytes: o.maxArtifactBytes ?? 64 * 1024 * 1024,
     eventsSettle: parseDuration("eventsSettle", o.eventsSettle ?? "2s"),
     name,

@@ -1,11 +1,23 @@
-import type { Subscription } from "@nats-io/transport-node";
+import type { Msg, Subscription } from "@nats-io/transport-node";
 import type { TaskResult } from "@station-coding/protocol";
-import { ErrorCodes, StationError, TaskResult as TaskResultSchema } from "@station-coding/protocol";
+import {
+  ErrorCodes,
+  StationError,
+  TaskResult as TaskResultSchema,
+  resultProblem,
+} from "@station-coding/protocol";
+import type { Logger } from "pino";
 import { toStationError } from "./errors.js";
 import type { DispatcherRuntime } from "./runtime.js";
 
 /** Delay before a failed lookup is tried again (the live subscription keeps listening meanwhile). */
 const LOOKUP_RETRY_MS = 1_000;
+
+/**
+ * Waits between looks for an unsigned live result in the results stream: the stream stores a
+ * message in parallel with its delivery to subscribers, so the first look may come too early.
+ */
+const STORED_CHECK_DELAYS_MS = [20, 50, 100, 200, 400, 800, 1_000, 1_000];
 
 /** Tells the dispatcher which watches are listening, so that closing it can stop them. */
 export interface WatchHooks {
@@ -17,6 +29,11 @@ export interface WatchHooks {
  * Waits for a task's one result: a core subscription on the result subject for the live publish,
  * plus a lookup in the results stream (after the subscription is in place, so nothing falls in
  * between) and again after every reconnect (a result published while disconnected is stored).
+ *
+ * Only an authentic result settles the wait; anything else on the subject is logged and ignored,
+ * and waiting goes on. With trusted signers (`trustedSigners`) a result must carry a worker's valid
+ * signature, live or stored. Without, a live message counts only once the results stream has
+ * stored it (a publish the stream refused is not a result), and the stored message is returned.
  *
  * It listens only while someone waits (`acquire`), so an abandoned wait leaves no subscription.
  */
@@ -80,7 +97,7 @@ export class ResultWatch {
       this.sub = rt.nc.subscribe(subject, {
         callback: (err, msg) => {
           if (err) this.fail(toStationError(what, err));
-          else this.accept(msg.json(), "live");
+          else this.onLive(msg);
         },
       });
     } catch (err) {
@@ -116,16 +133,37 @@ export class ResultWatch {
     }
   }
 
-  private accept(data: unknown, source: string): void {
-    const parsed = TaskResultSchema.safeParse(data);
+  private onLive(msg: Msg): void {
+    const log = this.rt.logger.child({ taskID: this.taskID, subject: msg.subject });
+    const parsed = TaskResultSchema.safeParse(safeJson(msg.data));
     if (!parsed.success) {
-      this.rt.logger.warn(
-        { taskID: this.taskID, source, error: parsed.error.message },
-        "ignoring an invalid result message",
-      );
+      log.warn({ error: parsed.error.message }, "ignoring an invalid result message");
       return;
     }
-    if (parsed.data.taskID === this.taskID) this.settle(parsed.data);
+    const { trustedSigners } = this.rt.options;
+    const problem = resultProblem(parsed.data, this.taskID, this.rt.names.org, msg, trustedSigners);
+    if (problem !== undefined) {
+      log.warn(`ignoring a result message: ${problem}`);
+      return;
+    }
+    if (trustedSigners.length > 0) this.settle(parsed.data);
+    else void this.confirmStored(log);
+  }
+
+  /** Settles with the stored result once the stream has it; an unstored live message is ignored. */
+  private async confirmStored(log: Logger): Promise<void> {
+    for (const wait of STORED_CHECK_DELAYS_MS) {
+      if (this.done || this.refs === 0) return;
+      const stored = await this.rt.lookups.result(this.taskID).catch(() => undefined);
+      if (stored) {
+        this.settle(stored);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+    if (!this.done && this.refs > 0) {
+      log.warn("ignoring a result message that the results stream did not store (forged or refused)");
+    }
   }
 
   private settle(result: TaskResult): void {
@@ -155,6 +193,14 @@ export class ResultWatch {
       // the connection is already closed
     }
     this.sub = undefined;
+  }
+}
+
+function safeJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return undefined;
   }
 }
 

@@ -48,7 +48,7 @@ export async function readWorkers(rt: DispatcherRuntime, now = Date.now()): Prom
   return guarded(`reading worker presence from bucket ${rt.names.kv.workers}`, async () => {
     const kv = await rt.kv(rt.names.kv.workers);
     const workers: WorkerStatus[] = [];
-    for (const key of await storedKeys(rt.nc, rt.names.kv.workers)) {
+    for (const key of await storedKeys(rt.jsm, rt.names.kv.workers)) {
       const entry = await kv.get(key);
       if (!entry || entry.operation !== "PUT") continue;
       const parsed = WorkerPresence.safeParse(safeJson(entry.string()));

@@ -30,6 +30,8 @@ export const ErrorCodes = {
   GitUnavailable: "GIT_UNAVAILABLE",
   /** A git operation failed in a way that retrying cannot fix (auth, missing repository or branch). */
   GitFailed: "GIT_FAILED",
+  /** The git host refused the credentials (a wrong, expired or under-scoped token). Not retryable. */
+  GitAuthFailed: "GIT_AUTH_FAILED",
   /** A git URL or ref was refused by the URL policy. */
   GitRefused: "GIT_REFUSED",
   /** A staged input or output artifact could not be read or written. */
@@ -38,6 +40,8 @@ export const ErrorCodes = {
   RetriesExhausted: "RETRIES_EXHAUSTED",
   /** The NATS server refused an operation for lack of permission. */
   PermissionDenied: "PERMISSION_DENIED",
+  /** The org reached one of its NATS limits (JetStream storage, streams, consumers, connections). */
+  LimitExceeded: "LIMIT_EXCEEDED",
   /** The worker lost its lease on the task (another worker owns it now). */
   LeaseLost: "LEASE_LOST",
   /**

@@ -5,6 +5,7 @@
  * topology both sides share.
  */
 
+export { LimitExceededError, accountLimitError } from "./account-limits.js";
 export { ArtifactRef } from "./artifacts.js";
 export { formatDuration, parseDuration } from "./duration.js";
 export { jsonSchemas } from "./json-schema.js";
@@ -52,7 +53,15 @@ export { AgentContextStore } from "./context-store.js";
 export { DeadLetters } from "./dead-letters.js";
 export type { ReplayCredentials } from "./dead-letters.js";
 export { casUpdate, decodeEntry, getJson, isCasConflict, storedKeys } from "./kv-json.js";
-export { TaskLookups } from "./lookups.js";
+export { TaskLookups, resultProblem } from "./lookups.js";
+export { credentialsAuthenticator, seedFromCredentials } from "./nats-credentials.js";
+export {
+  RESULT_SIGNATURE_HEADER,
+  RESULT_SIGNER_HEADER,
+  ResultSigner,
+  validateSigners,
+  verifyResultSignature,
+} from "./result-signature.js";
 export { SessionStore } from "./session-store.js";
 export { ChangedFile, CommitInfo, TaskResult, TaskStatus, TokenUsage } from "./result.js";
 export { FileName, Name, parseWith } from "./schema-helpers.js";
@@ -108,6 +117,8 @@ export {
 export type { ContextSetOptions } from "./context-store.js";
 export type { ErrorCode, StationErrorOptions, WireError } from "./errors.js";
 export type { Versioned } from "./kv-json.js";
+export type { TaskLookupsOptions } from "./lookups.js";
+export type { ResultAuthenticity } from "./result-signature.js";
 export type { EventDraft, StreamEventType } from "./events.js";
 export type { CodingNames, CodingNamesOptions } from "./subjects.js";
 export type { ResolvedTask, TaskInput } from "./task.js";

@@ -1,4 +1,5 @@
 import { JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV, KvEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { z } from "zod";
@@ -16,15 +17,20 @@ export function isCasConflict(err: unknown): boolean {
 }
 
 /**
- * The keys of a KV bucket that have a stored message (live, deleted or purged: read each to tell),
+ * The keys of a KV bucket (read on a connection, or through a JetStream manager, e.g. one with an
+ * API prefix) that have a stored message (live, deleted or purged: read each to tell),
  * optionally matching a key filter with wildcards, sorted.
  *
  * Read from the stream's subject index with stream-info requests, each bounded by the request
  * timeout. `KV.keys()` (an ordered push consumer) can wait forever when a key changes while it
  * reads, as a worker's heartbeat does every few seconds.
  */
-export async function storedKeys(nc: NatsConnection, bucket: string, filter = ">"): Promise<string[]> {
-  const jsm = await jetstreamManager(nc, { checkAPI: false });
+export async function storedKeys(
+  from: NatsConnection | JetStreamManager,
+  bucket: string,
+  filter = ">",
+): Promise<string[]> {
+  const jsm = "streams" in from ? from : await jetstreamManager(from, { checkAPI: false });
   const prefix = `$KV.${bucket}.`;
   const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}${filter}` });
   return Object.keys(info.state.subjects ?? {})

@@ -18,6 +18,8 @@ export interface GitCredentialOptions {
   username?: string;
   /** Reads `workspace.git.tokenFromKV` keys; without it such tasks fail. */
   getSecret?: SecretLookup;
+  /** Name of the secrets bucket of an org, for messages. @default `coding-secrets[-<org>]` */
+  secretsBucket?: (org: string | undefined) => string;
   /** Scrubs every token found from events, errors and logs. */
   redactor?: SecretRedactor;
   /** Environment read for `tokenEnv`. @default process.env */
@@ -48,6 +50,8 @@ export class GitCredentials {
     if (spec?.tokenFromKV !== undefined) {
       const key = spec.tokenFromKV;
       const lookup = this.options.getSecret;
+      const bucket =
+        this.options.secretsBucket?.(org) ?? (org !== undefined ? `coding-secrets-${org}` : "coding-secrets");
       if (!lookup) {
         throw new GitError(
           "auth",
@@ -60,14 +64,14 @@ export class GitCredentials {
       } catch (err) {
         throw new GitError(
           "unavailable",
-          `workspace.git.tokenFromKV ${JSON.stringify(key)}: the secrets bucket could not be read`,
+          `workspace.git.tokenFromKV ${JSON.stringify(key)}: the secrets bucket ${bucket} could not be read`,
           { cause: err },
         );
       }
       if (value === undefined || value.trim() === "") {
         throw new GitError(
           "auth",
-          `workspace.git.tokenFromKV ${JSON.stringify(key)}: no such secret${org !== undefined ? ` for org ${org}` : ""}; store the token under that key first`,
+          `workspace.git.tokenFromKV ${JSON.stringify(key)}: no key ${JSON.stringify(key)} in the secrets bucket ${bucket}${org !== undefined ? ` of org ${org}` : ""}; store the token first (station-coding${org !== undefined ? ` --org ${org}` : ""} secrets set ${key} --from-env <VAR>)`,
         );
       }
       return this.found(value.trim(), username, "kv");

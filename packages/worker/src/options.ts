@@ -31,6 +31,18 @@ const RawOptions = z.object({
   token: z.string().optional(),
   /** Orgs served; omit for single-tenant mode. */
   orgs: z.array(Name).optional(),
+  /**
+   * A credentials file per org (JWT `.creds` or nkey seed, e.g. from `station-coding org add`):
+   * each org listed is served over its own connection with its own credentials, as one NATS
+   * account per org requires. Orgs not listed share the connection made with `creds`/`user`/`token`.
+   */
+  orgCreds: z.record(Name, z.string().min(1)).optional(),
+  /**
+   * File holding a user nkey seed that signs results when the connection's own credentials have no
+   * seed (user/password or token). Dispatchers trust its public key with `trustedSigners`.
+   * @default the seed of the connection's credentials file, if any
+   */
+  resultSigningKey: z.string().min(1).optional(),
   /** Tasks run at once by this worker. @default 4 */
   concurrency: z.number().int().positive().max(1024).optional(),
   /** Tasks of one org run at once by this worker (shared workers). @default concurrency */
@@ -138,6 +150,9 @@ export interface ResolvedWorkerOptions {
   pass?: string;
   token?: string;
   orgs: (string | undefined)[];
+  /** Credentials file per org served over its own connection. */
+  orgCreds: Record<string, string>;
+  resultSigningKey?: string;
   /** Reply subject prefix: `_INBOX` single-tenant, else {@link workerInboxPrefix} of the orgs. */
   inboxPrefix: string;
   concurrency: number;
@@ -208,6 +223,16 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     );
   }
   const orgs = o.orgs && o.orgs.length > 0 ? o.orgs : [undefined];
+  for (const org of Object.keys(o.orgCreds ?? {})) {
+    if (!o.orgs?.includes(org)) {
+      throw new ValidationError(
+        `orgCreds.${org}`,
+        "served",
+        `orgCreds.${org}: ${org} is not one of the orgs this worker serves (orgs: ${orgs.filter(Boolean).join(", ") || "none"})`,
+        ErrorCodes.InvalidConfig,
+      );
+    }
+  }
   return {
     servers: Array.isArray(servers) ? servers : servers.split(",").map((s) => s.trim()),
     ...(o.creds !== undefined ? { creds: o.creds } : {}),
@@ -215,7 +240,11 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     ...(o.pass !== undefined ? { pass: o.pass } : {}),
     ...(o.token !== undefined ? { token: o.token } : {}),
     orgs,
-    inboxPrefix: workerInboxPrefix(orgs),
+    orgCreds: o.orgCreds ?? {},
+    ...(o.resultSigningKey !== undefined ? { resultSigningKey: o.resultSigningKey } : {}),
+    inboxPrefix: workerInboxPrefix(
+      orgs.filter((org) => org === undefined || o.orgCreds?.[org] === undefined),
+    ),
     concurrency,
     perOrgConcurrency: Math.min(o.perOrgConcurrency ?? concurrency, concurrency),
     ackWait,
@@ -254,7 +283,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
  * uses `_INBOX_<org>`) and no worker of another set of orgs can subscribe to them. `+` cannot occur
  * in an org name, so no two sets of orgs share a prefix. Single-tenant workers keep `_INBOX`.
  */
-function workerInboxPrefix(orgs: readonly (string | undefined)[]): string {
+export function workerInboxPrefix(orgs: readonly (string | undefined)[]): string {
   const named = [...new Set(orgs.filter((org): org is string => org !== undefined))].sort();
   return named.length === 0 ? "_INBOX" : `_INBOX_worker+${named.join("+")}`;
 }

@@ -8,6 +8,7 @@ import type {
   ArtifactRef,
   CodingNames,
   CommitInfo,
+  ResultSigner,
   DeadLetters,
   EventDraft,
   ResolvedTask,
@@ -86,6 +87,8 @@ export interface RunnerDeps {
   shutdown: AbortSignal;
   /** The server's max_payload from its INFO (undefined before the first INFO arrives). */
   maxPayload: () => number | undefined;
+  /** Signs results, so that dispatchers can tell them from forged ones. */
+  signer?: ResultSigner;
 }
 
 /** Attempts of one result publish while the server is unavailable (about a minute in all). */
@@ -754,7 +757,8 @@ export class TaskRunner {
     const h = headers();
     let msgID = generation > 0 ? `${result.taskID}:result:${generation}` : `${result.taskID}:result`;
     const subject = this.d.names.resultSubject(result.taskID);
-    const data = await this.resultMessage(this.d.redactor.redactValue(result), log);
+    const data = new TextEncoder().encode(await this.resultMessage(this.d.redactor.redactValue(result), log));
+    this.d.signer?.sign(data, h);
     for (let forged = 0; ; forged += 1) {
       h.set("Nats-Msg-Id", msgID);
       const ack = await publishBounded(this.d.js, subject, data, {

@@ -91,7 +91,11 @@ export function checkGitUrl(
   }
 
   if (!policy.allowLocalRepos) {
-    refuse(field, url, "local paths are not allowed: use an https or ssh URL (or set git.allowLocalRepos)");
+    refuse(
+      field,
+      url,
+      "local paths are not allowed: use an https or ssh URL (or allow them: worker --allow-local-repos, STATION_GIT_ALLOW_LOCAL_REPOS, option git.allowLocalRepos)",
+    );
   }
   if (!isAbsolute(url)) refuse(field, url, "a local repository must be an absolute path");
   return { url, transport: "file" };
@@ -111,7 +115,11 @@ function checkSchemeUrl(
       break;
     case "http":
       if (!policy.allowHttp) {
-        refuse(field, withoutUserinfo(url), "http:// is not allowed: use https (or set git.allowHttp)");
+        refuse(
+          field,
+          withoutUserinfo(url),
+          "http:// is not allowed: use https (or allow it: worker --allow-http-repos, STATION_GIT_ALLOW_HTTP, option git.allowHttp)",
+        );
       }
       transport = "http";
       break;
@@ -125,7 +133,7 @@ function checkSchemeUrl(
         refuse(
           field,
           url,
-          "file:// URLs are not allowed: use an https or ssh URL (or set git.allowLocalRepos)",
+          "file:// URLs are not allowed: use an https or ssh URL (or allow them: worker --allow-local-repos, STATION_GIT_ALLOW_LOCAL_REPOS, option git.allowLocalRepos)",
         );
       }
       return { url, transport: "file" };
@@ -187,7 +195,7 @@ function checkHost(
     refuse(
       field,
       url,
-      `the host ${JSON.stringify(lower)} is not in the allowed hosts${org !== undefined ? ` of org ${org}` : ""} (${list.join(", ") || "none"})`,
+      `the host ${JSON.stringify(lower)} is not in the allowed hosts${org !== undefined ? ` of org ${org}` : ""} (${list.join(", ") || "none"}; worker --allowed-git-hosts, STATION_GIT_ALLOWED_HOSTS, option git.allowedHosts)`,
     );
   }
 }

@@ -1,10 +1,10 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { Consumer, JetStreamClient } from "@nats-io/jetstream";
+import type { Consumer } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { ObjectStore } from "@nats-io/obj";
-import { connect, credsAuthenticator } from "@nats-io/transport-node";
+import { connect } from "@nats-io/transport-node";
 import type { NatsConnection, Status, Subscription } from "@nats-io/transport-node";
 import { trace } from "@opentelemetry/api";
 import { readFile } from "node:fs/promises";
@@ -12,12 +12,17 @@ import type { CodingNames, WorkerState } from "@station-coding/protocol";
 import {
   AgentContextStore,
   DeadLetters,
+  ErrorCodes,
+  ResultSigner,
   SessionStore,
   TaskLookups,
+  ValidationError,
   cancelRequestFrom,
   codingNames,
+  credentialsAuthenticator,
   ensureTaskConsumer,
   ensureTopology,
+  seedFromCredentials,
   taskIDFromSubject,
 } from "@station-coding/protocol";
 import type { Logger } from "pino";
@@ -25,7 +30,7 @@ import { abortableDelay } from "./abortable-delay.js";
 import { Leases } from "./lease.js";
 import { createLogger } from "./logger.js";
 import type { ResolvedWorkerOptions, WorkerOptions } from "./options.js";
-import { resolveWorkerOptions } from "./options.js";
+import { resolveWorkerOptions, workerInboxPrefix } from "./options.js";
 import { Presence, WORKER_VERSION } from "./presence.js";
 import { SecretRedactor } from "./redact.js";
 import { Slots } from "./slots.js";
@@ -36,6 +41,8 @@ import { WorkspaceManager } from "./workspace.js";
 
 interface Namespace {
   key: string;
+  /** The connection serving this namespace (its org's own, or the shared one). */
+  nc: NatsConnection;
   names: CodingNames;
   runner: TaskRunner;
   consumer: Consumer;
@@ -67,15 +74,20 @@ export class CodingWorker {
   private signalHandlers: (() => void)[] = [];
   private workspaces: WorkspaceManager | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Connections this worker opened (and closes): the shared one and one per org with `orgCreds`. */
+  private readonly owned: NatsConnection[] = [];
 
   private constructor(
-    readonly nc: NatsConnection,
-    private readonly ownsConnection: boolean,
+    private readonly shared: NatsConnection | undefined,
+    ownsShared: boolean,
+    private readonly sharedCreds: Uint8Array | undefined,
     readonly options: ResolvedWorkerOptions,
     private readonly raw: WorkerOptions,
     readonly logger: Logger,
     readonly redactor: SecretRedactor,
-  ) {}
+  ) {
+    if (shared && ownsShared) this.owned.push(shared);
+  }
 
   /** Connects (unless given a connection), prepares the topology and starts pulling tasks. */
   static async start(options: WorkerOptions): Promise<CodingWorker> {
@@ -86,10 +98,25 @@ export class CodingWorker {
       ...(options.logLevel !== undefined ? { level: options.logLevel } : {}),
       ...(options.logDestination !== undefined ? { destination: options.logDestination } : {}),
     }).child({ workerID: resolved.workerID });
-    const nc = options.connection ?? (await connectNats(resolved, logger));
+    const sharedCreds =
+      resolved.creds !== undefined ? await readCredentials(resolved.creds, "creds", redactor) : undefined;
+    // Orgs with their own credentials get their own connection; the rest share one.
+    const needsShared = resolved.orgs.some((org) => org === undefined || !resolved.orgCreds[org]);
+    const nc =
+      options.connection ??
+      (needsShared
+        ? await connectNats(resolved, logger, {
+            inboxPrefix: resolved.inboxPrefix,
+            creds: sharedCreds,
+            user: resolved.user,
+            pass: resolved.pass,
+            token: resolved.token,
+          })
+        : undefined);
     const worker = new CodingWorker(
       nc,
       options.connection === undefined,
+      sharedCreds,
       resolved,
       options,
       logger,
@@ -102,6 +129,13 @@ export class CodingWorker {
       throw err;
     }
     return worker;
+  }
+
+  /** The worker's NATS connection: the shared one, or the first org's when each org has its own. */
+  get nc(): NatsConnection {
+    const nc = this.shared ?? this.namespaces[0]?.nc ?? this.owned[0];
+    if (!nc) throw new Error("the worker has no NATS connection yet");
+    return nc;
   }
 
   /** Current lifecycle state. */
@@ -120,15 +154,41 @@ export class CodingWorker {
   }
 
   private async init(): Promise<void> {
-    const { options, raw, nc } = this;
-    const js = jetstream(nc);
-    const jsm = await jetstreamManager(nc);
-    const kvm = new Kvm(nc);
+    const { options, raw } = this;
+    const explicitSigner =
+      options.resultSigningKey !== undefined
+        ? await readSigner(options.resultSigningKey, "resultSigningKey", this.redactor)
+        : undefined;
+    // One connection per org with its own credentials (one NATS account per org), else the shared one.
+    const connections = new Map<string, { nc: NatsConnection; signer: ResultSigner | undefined }>();
+    for (const org of options.orgs) {
+      const path = org !== undefined ? options.orgCreds[org] : undefined;
+      if (path === undefined || org === undefined) {
+        if (!this.shared) throw new Error("no shared NATS connection for an org without orgCreds");
+        connections.set(org ?? "", {
+          nc: this.shared,
+          signer: explicitSigner ?? signerFrom(this.sharedCreds),
+        });
+        continue;
+      }
+      const creds = await readCredentials(path, `orgCreds.${org}`, this.redactor);
+      const nc = await connectNats(options, this.logger.child({ org }), {
+        inboxPrefix: workerInboxPrefix([org]),
+        creds,
+      });
+      this.owned.push(nc);
+      connections.set(org, { nc, signer: explicitSigner ?? signerFrom(creds) });
+    }
+    const connectionOf = (org: string | undefined) => {
+      const found = connections.get(org ?? "");
+      if (!found) throw new Error(`org ${org ?? "(single-tenant)"} is not served by this worker`);
+      return found;
+    };
     const secretBuckets = new Map<string, Promise<KV>>();
     const getSecret: SecretLookup = async (key, org) => {
       const bucket = codingNames({ ...raw.names, ...(org !== undefined ? { org } : {}) }).kv.secrets;
       let kv = secretBuckets.get(bucket);
-      if (!kv) secretBuckets.set(bucket, (kv = kvm.open(bucket)));
+      if (!kv) secretBuckets.set(bucket, (kv = new Kvm(connectionOf(org).nc).open(bucket)));
       const entry = await (await kv).get(key);
       return entry && entry.operation === "PUT" ? entry.string() : undefined;
     };
@@ -138,6 +198,7 @@ export class CodingWorker {
       git: options.git,
       maxInputBytes: options.maxInputBytes,
       getSecret,
+      secretsBucket: (org) => codingNames({ ...raw.names, ...(org !== undefined ? { org } : {}) }).kv.secrets,
       redactor: this.redactor,
       logger: this.logger.child({ component: "workspaces" }),
     });
@@ -162,6 +223,10 @@ export class CodingWorker {
     >();
     for (const org of options.orgs) {
       const names = codingNames({ ...raw.names, ...(org !== undefined ? { org } : {}) });
+      const { nc, signer } = connectionOf(org);
+      const js = jetstream(nc);
+      const jsm = await jetstreamManager(nc);
+      const kvm = new Kvm(nc);
       if (options.ensureTopology) await ensureTopology(nc, names, raw.topology);
       await ensureTaskConsumer(nc, names, {
         ackWait: options.ackWait,
@@ -178,7 +243,14 @@ export class CodingWorker {
         jsm,
         leases: new Leases(await kvm.open(names.kv.leases), options.workerID, options.ackWait),
         sessions,
-        lookups: await TaskLookups.create(nc, names),
+        // A worker trusts its own key: a forged "done" result must not make it drop a delivery.
+        lookups: await TaskLookups.create(nc, names, {
+          jsm,
+          trustedSigners: signer ? [signer.publicKey] : [],
+          onRejected: (taskID, reason) =>
+            logger.warn({ taskID }, `ignoring the stored message on the result subject: ${reason}`),
+        }),
+        ...(signer ? { signer } : {}),
         deadLetters: new DeadLetters(nc, names),
         artifacts,
         driver: raw.driver,
@@ -223,7 +295,7 @@ export class CodingWorker {
       );
       const consumer = await js.consumers.get(names.streams.tasks, names.consumer);
       workersBuckets.push(await kvm.open(names.kv.workers));
-      this.namespaces.push({ key: org ?? "", names, runner, consumer, cancels, advisories });
+      this.namespaces.push({ key: org ?? "", nc, names, runner, consumer, cancels, advisories });
     }
     raw.driver.attach?.({
       contextStore: (org) => stores.get(org ?? "")?.context,
@@ -240,7 +312,7 @@ export class CodingWorker {
     await this.beat();
     this.heartbeat = setInterval(() => void this.beat(), options.heartbeatInterval);
     this.watchReconnects();
-    this.loops = this.namespaces.map((ns) => this.pullLoop(ns, slots, js));
+    this.loops = this.namespaces.map((ns) => this.pullLoop(ns, slots));
     this.logger.info(
       { orgs: options.orgs, concurrency: options.concurrency, ackWait: options.ackWait },
       "worker running",
@@ -248,7 +320,7 @@ export class CodingWorker {
   }
 
   /** Pulls one task per free slot until the worker stops. */
-  private async pullLoop(ns: Namespace, slots: Slots, _js: JetStreamClient): Promise<void> {
+  private async pullLoop(ns: Namespace, slots: Slots): Promise<void> {
     const log = this.logger.child(ns.names.org !== undefined ? { org: ns.names.org } : {});
     let failures = 0;
     while (!this.stopPulling.signal.aborted) {
@@ -294,16 +366,18 @@ export class CodingWorker {
 
   /** Wakes pull loops that back off after failed pulls as soon as the connection is back. */
   private watchReconnects(): void {
-    // nats.js's status iterator has stop(), though its declared type does not say so.
-    const status = this.nc.status() as AsyncIterable<Status> & { stop?: () => void };
-    this.stopPulling.signal.addEventListener("abort", () => status.stop?.(), { once: true });
-    void (async () => {
-      for await (const s of status) {
-        if (s.type !== "reconnect") continue;
-        this.reconnected.abort();
-        this.reconnected = new AbortController();
-      }
-    })();
+    for (const nc of new Set(this.namespaces.map((ns) => ns.nc))) {
+      // nats.js's status iterator has stop(), though its declared type does not say so.
+      const status = nc.status() as AsyncIterable<Status> & { stop?: () => void };
+      this.stopPulling.signal.addEventListener("abort", () => status.stop?.(), { once: true });
+      void (async () => {
+        for await (const s of status) {
+          if (s.type !== "reconnect") continue;
+          this.reconnected.abort();
+          this.reconnected = new AbortController();
+        }
+      })();
+    }
   }
 
   private async beat(): Promise<void> {
@@ -360,8 +434,7 @@ export class CodingWorker {
   }
 
   private async closeConnection(): Promise<void> {
-    if (!this.ownsConnection) return;
-    await this.nc.drain().catch(() => this.nc.close());
+    await Promise.all(this.owned.map((nc) => nc.drain().catch(() => nc.close())));
   }
 
   /** Stops gracefully on SIGTERM/SIGINT; a second signal exits at once. */
@@ -385,17 +458,30 @@ export class CodingWorker {
   }
 }
 
-/** Connects to NATS with the worker's servers and credentials. */
-async function connectNats(options: ResolvedWorkerOptions, logger: Logger): Promise<NatsConnection> {
+/** Who a worker connection authenticates as, and where its replies go. */
+interface ConnectionAuth {
+  inboxPrefix: string;
+  creds?: Uint8Array | undefined;
+  user?: string | undefined;
+  pass?: string | undefined;
+  token?: string | undefined;
+}
+
+/** Connects to NATS with the worker's servers and the given credentials. */
+async function connectNats(
+  options: ResolvedWorkerOptions,
+  logger: Logger,
+  auth: ConnectionAuth,
+): Promise<NatsConnection> {
   const nc = await connect({
     servers: options.servers,
     name: `station-coding-worker ${options.workerID}`,
-    inboxPrefix: options.inboxPrefix,
+    inboxPrefix: auth.inboxPrefix,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
-    ...(options.creds ? { authenticator: credsAuthenticator(await readFile(options.creds)) } : {}),
-    ...(options.user !== undefined ? { user: options.user, pass: options.pass ?? "" } : {}),
-    ...(options.token !== undefined ? { token: options.token } : {}),
+    ...(auth.creds ? { authenticator: credentialsAuthenticator(auth.creds) } : {}),
+    ...(auth.user !== undefined ? { user: auth.user, pass: auth.pass ?? "" } : {}),
+    ...(auth.token !== undefined ? { token: auth.token } : {}),
   });
   void (async () => {
     for await (const status of nc.status()) {
@@ -404,6 +490,40 @@ async function connectNats(options: ResolvedWorkerOptions, logger: Logger): Prom
     }
   })();
   return nc;
+}
+
+/** Reads a credentials file; its seed becomes a secret the redactor scrubs. */
+async function readCredentials(path: string, what: string, redactor: SecretRedactor): Promise<Uint8Array> {
+  const contents = await readFile(path).catch((err: unknown) => {
+    throw new ValidationError(
+      what,
+      "readable",
+      `${what} ${JSON.stringify(path)}: cannot be read (${err instanceof Error ? err.message : String(err)})`,
+      ErrorCodes.InvalidConfig,
+    );
+  });
+  redactor.add(seedFromCredentials(contents));
+  return contents;
+}
+
+/** The result signer of a credentials file with a user nkey seed, else undefined. */
+function signerFrom(creds: Uint8Array | undefined): ResultSigner | undefined {
+  const seed = creds ? seedFromCredentials(creds) : undefined;
+  return seed !== undefined ? ResultSigner.fromSeed(seed) : undefined;
+}
+
+/** The result signer of a seed file given as `what`. */
+async function readSigner(path: string, what: string, redactor: SecretRedactor): Promise<ResultSigner> {
+  const seed = seedFromCredentials(await readCredentials(path, what, redactor));
+  if (seed === undefined) {
+    throw new ValidationError(
+      what,
+      "seed",
+      `${what} ${JSON.stringify(path)}: holds no user nkey seed (SU…)`,
+      ErrorCodes.InvalidConfig,
+    );
+  }
+  return ResultSigner.fromSeed(seed, what);
 }
 
 function safeJson(data: Uint8Array): unknown {

@@ -35,14 +35,21 @@ export type GitFailureReason =
 
 /**
  * A git call that failed. `GIT_UNAVAILABLE` (retryable) for an unreachable host or a time limit,
- * `GIT_FAILED` (not retryable) for everything a retry cannot fix. The message never carries a token.
+ * `GIT_AUTH_FAILED` (not retryable) for credentials the host refused or that are missing,
+ * `GIT_FAILED` (not retryable) for everything else a retry cannot fix (a missing repository or
+ * branch, a rejected push). The message never carries a token.
  */
 export class GitError extends StationError {
   override name = "GitError";
   readonly reason: GitFailureReason;
   constructor(reason: GitFailureReason, message: string, options: Pick<StationErrorOptions, "cause"> = {}) {
     const unavailable = reason === "unavailable" || reason === "timeout";
-    super(unavailable ? ErrorCodes.GitUnavailable : ErrorCodes.GitFailed, message, {
+    const code = unavailable
+      ? ErrorCodes.GitUnavailable
+      : reason === "auth"
+        ? ErrorCodes.GitAuthFailed
+        : ErrorCodes.GitFailed;
+    super(code, message, {
       ...options,
       retryable: unavailable,
     });

@@ -55,6 +55,8 @@ export interface WorkspaceManagerOptions {
   git?: WorkspaceGitOptions;
   /** Reads `workspace.git.tokenFromKV` keys from the org's secrets bucket. */
   getSecret?: SecretLookup;
+  /** Name of the secrets bucket of an org, for messages naming a missing key. */
+  secretsBucket?: (org: string | undefined) => string;
   /** Every token used is registered here, so it is scrubbed wherever it might be echoed. */
   redactor?: SecretRedactor;
   logger?: Logger;
@@ -169,6 +171,7 @@ export class WorkspaceManager {
       ...(g.tokenEnvByOrg !== undefined ? { tokenEnvByOrg: g.tokenEnvByOrg } : {}),
       ...(g.username !== undefined ? { username: g.username } : {}),
       ...(this.options.getSecret ? { getSecret: this.options.getSecret } : {}),
+      ...(this.options.secretsBucket ? { secretsBucket: this.options.secretsBucket } : {}),
       ...(this.options.redactor ? { redactor: this.options.redactor } : {}),
     });
   }

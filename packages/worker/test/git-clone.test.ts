@@ -145,7 +145,7 @@ describe("cloning a private repository over smart HTTP", () => {
       const err = await rejection(
         m.prepare(makeTask({ git: { url: server.url("private") } }), "other", () => undefined),
       );
-      expect(err.code).toBe(ErrorCodes.GitFailed);
+      expect(err.code).toBe(ErrorCodes.GitAuthFailed);
     } finally {
       delete process.env.TEST_ACME_GIT_TOKEN;
     }
@@ -173,22 +173,24 @@ describe("cloning a private repository over smart HTTP", () => {
         () => undefined,
       ),
     );
-    expect(missing.code).toBe(ErrorCodes.GitFailed);
-    expect(missing.message).toContain('workspace.git.tokenFromKV "nope": no such secret');
+    expect(missing.code).toBe(ErrorCodes.GitAuthFailed);
+    expect(missing.message).toContain(
+      'workspace.git.tokenFromKV "nope": no key "nope" in the secrets bucket coding-secrets;',
+    );
   });
 
   it("fails without a token with a clear, non-retryable error and leaves no workspace behind", async () => {
     const m = await manager();
     const task = makeTask({ git: { url: server.url("private") } });
     const err = await rejection(m.prepare(task, undefined, () => undefined));
-    expect(err.code).toBe(ErrorCodes.GitFailed);
+    expect(err.code).toBe(ErrorCodes.GitAuthFailed);
     expect(err.retryable).toBe(false);
     expect(err.message).toContain(`git clone of ${server.url("private")} failed`);
     expect(err.message).toContain("needs credentials and none were given");
     expect(existsSync(join(base, task.workspace.name))).toBe(false);
   });
 
-  it("fails with a wrong token with a clear, non-retryable error that does not contain it", async () => {
+  it("fails with a wrong token with its own non-retryable GIT_AUTH_FAILED error that does not contain it", async () => {
     const wrong = makeToken();
     const { logger, lines } = captureLogger();
     const m = await manager({ logger });
@@ -196,7 +198,7 @@ describe("cloning a private repository over smart HTTP", () => {
     const err = await rejection(
       m.prepare(makeTask({ git: { url: server.url("private"), token: wrong } }), undefined, emit),
     );
-    expect(err.code).toBe(ErrorCodes.GitFailed);
+    expect(err.code).toBe(ErrorCodes.GitAuthFailed);
     expect(err.retryable).toBe(false);
     expect(err.message).toContain("authentication failed: the token was refused");
     for (const text of [err.message, JSON.stringify(events), lines.join(""), String(err.stack)]) {
@@ -321,13 +323,13 @@ describe("pushing", () => {
     await writeFile(join(ws.path, "x.txt"), "x\n");
     await m.commit(ws, { message: "x" });
     const err = await rejection(m.push(ws, { remote: "sneaky", git: spec }));
-    expect(err.code).toBe(ErrorCodes.GitFailed);
+    expect(err.code).toBe(ErrorCodes.GitAuthFailed);
     expect(err.message).toContain("needs credentials and none were given");
     expect(server.requests.filter((r) => r.path.startsWith("/elsewhere.git/") && r.authorized)).toEqual([]);
 
     await git(ws.path, "remote", "set-url", "--push", "origin", server.url("elsewhere"));
     const redirected = await rejection(m.push(ws, { git: spec }));
-    expect(redirected.code).toBe(ErrorCodes.GitFailed);
+    expect(redirected.code).toBe(ErrorCodes.GitAuthFailed);
     expect(server.requests.filter((r) => r.path.startsWith("/elsewhere.git/") && r.authorized)).toEqual([]);
   });
 });

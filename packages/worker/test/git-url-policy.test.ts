@@ -30,6 +30,18 @@ describe("git URL policy", () => {
     });
   });
 
+  it("names the worker flag, the variable and the option that allow what it refuses", () => {
+    expect(refusal(() => checkGitUrl("http://git.example.com/a.git")).message).toContain(
+      "worker --allow-http-repos, STATION_GIT_ALLOW_HTTP, option git.allowHttp",
+    );
+    expect(refusal(() => checkGitUrl("file:///srv/repo.git")).message).toContain(
+      "worker --allow-local-repos, STATION_GIT_ALLOW_LOCAL_REPOS, option git.allowLocalRepos",
+    );
+    expect(
+      refusal(() => checkGitUrl("https://evil.com/a.git", { allowedHosts: ["github.com"] })).message,
+    ).toContain("worker --allowed-git-hosts, STATION_GIT_ALLOWED_HOSTS, option git.allowedHosts");
+  });
+
   it("refuses remote helpers, option-like URLs and other schemes, naming the field", () => {
     const ext = refusal(() => checkGitUrl("ext::sh -c touch% /tmp/pwned"));
     expect(ext.message).toMatch(/^workspace\.git\.url "ext::sh -c touch% \/tmp\/pwned": /);

@@ -4,12 +4,18 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { AuthorizationError, connect, credsAuthenticator } from "@nats-io/transport-node";
+import { AuthorizationError, connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { CodingDispatcher } from "@station-coding/dispatcher";
 import type { TaskHandle } from "@station-coding/dispatcher";
 import type { TaskResult } from "@station-coding/protocol";
-import { ErrorCodes, StationError, codingNames, patchKey } from "@station-coding/protocol";
+import {
+  ErrorCodes,
+  StationError,
+  codingNames,
+  credentialsAuthenticator,
+  patchKey,
+} from "@station-coding/protocol";
 import { NatsServer, ScriptedModelServer } from "@station-coding/testkit";
 import { CodingWorker, OpenCodeDriver, SecretRedactor, createLogger } from "@station-coding/worker";
 import { pino } from "pino";
@@ -48,7 +54,7 @@ function providerKey(): string | undefined {
 async function authOptions(conn: Connection): Promise<Parameters<typeof connect>[0]> {
   const creds = conn.creds !== undefined ? await readFile(conn.creds) : undefined;
   return {
-    ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
+    ...(creds ? { authenticator: credentialsAuthenticator(creds, `--creds ${conn.creds}`) } : {}),
     ...(conn.user !== undefined ? { user: conn.user, pass: conn.pass ?? "" } : {}),
     ...(conn.token !== undefined ? { token: conn.token } : {}),
   };

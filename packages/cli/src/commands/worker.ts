@@ -22,9 +22,37 @@ interface WorkerFlags extends CommonFlags {
   gitTokenEnv?: string;
   gitUserName?: string;
   gitUserEmail?: string;
+  gitUsername?: string;
   allowLocalRepos?: boolean;
   allowHttpRepos?: boolean;
   allowedGitHosts?: string;
+  orgCreds?: string;
+  resultSigningKey?: string;
+}
+
+/** A boolean environment variable: 1/true/yes on, 0/false/no off, unset or empty: undefined. */
+function envFlag(name: string, raw: string | undefined): boolean | undefined {
+  const value = raw?.trim().toLowerCase();
+  if (value === undefined || value === "") return undefined;
+  if (["1", "true", "yes", "on"].includes(value)) return true;
+  if (["0", "false", "no", "off"].includes(value)) return false;
+  throw new UsageError(`${name}=${JSON.stringify(raw)}: must be true or false`);
+}
+
+/** `--org-creds acme=/path/a.nk,globex=/path/g.nk` as a record. */
+function orgCredsFlag(value: string | undefined): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const part of value.split(",")) {
+    const at = part.indexOf("=");
+    const org = part.slice(0, at).trim();
+    const file = part.slice(at + 1).trim();
+    if (at <= 0 || file === "") {
+      throw new UsageError(`--org-creds ${JSON.stringify(part)}: must be <org>=<credentials file>`);
+    }
+    out[org] = file;
+  }
+  return out;
 }
 
 /** `station-coding worker`: runs a worker with a managed (or external) OpenCode. */
@@ -67,9 +95,27 @@ export function registerWorker(program: Command, run: Run): void {
     .option("--git-token-env <name>", "env var holding the git token for private repositories")
     .option("--git-user-name <name>", "author name of commits")
     .option("--git-user-email <email>", "author email of commits")
-    .option("--allow-local-repos", "allow file:// and local paths as repositories")
-    .option("--allow-http-repos", "allow plain http:// repositories")
-    .option("--allowed-git-hosts <hosts>", "comma-separated hosts repositories may come from")
+    .option(
+      "--git-username <name>",
+      "user name sent with a git token over https, e.g. x-token-auth (env STATION_GIT_TOKEN_USERNAME; default x-access-token)",
+    )
+    .option(
+      "--allow-local-repos",
+      "allow file:// and local paths as repositories (env STATION_GIT_ALLOW_LOCAL_REPOS)",
+    )
+    .option("--allow-http-repos", "allow plain http:// repositories (env STATION_GIT_ALLOW_HTTP)")
+    .option(
+      "--allowed-git-hosts <hosts>",
+      "comma-separated hosts repositories may come from (env STATION_GIT_ALLOWED_HOSTS)",
+    )
+    .option(
+      "--org-creds <org=file,...>",
+      "a credentials file per org (one NATS account each): each org gets its own connection",
+    )
+    .option(
+      "--result-signing-key <file>",
+      "user nkey seed that signs results when the NATS credentials hold none (user/password, token)",
+    )
     .action((flags: WorkerFlags, cmd: Command) =>
       run(async () => {
         const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
@@ -95,6 +141,25 @@ export function registerWorker(program: Command, run: Run): void {
         }
         const cleanupPolicy = policy?.data;
         const gitConfig = conn.config?.coding.git;
+        const allowLocalRepos =
+          flags.allowLocalRepos ??
+          envFlag("STATION_GIT_ALLOW_LOCAL_REPOS", process.env.STATION_GIT_ALLOW_LOCAL_REPOS) ??
+          gitConfig?.allow_local_repos;
+        const allowHttp =
+          flags.allowHttpRepos ??
+          envFlag("STATION_GIT_ALLOW_HTTP", process.env.STATION_GIT_ALLOW_HTTP) ??
+          gitConfig?.allow_http;
+        const hostList = flags.allowedGitHosts ?? process.env.STATION_GIT_ALLOWED_HOSTS;
+        const allowedHosts = hostList
+          ? hostList
+              .split(",")
+              .map((h) => h.trim())
+              .filter(Boolean)
+          : gitConfig?.allowed_hosts;
+        const username =
+          flags.gitUsername ?? (process.env.STATION_GIT_TOKEN_USERNAME || undefined) ?? gitConfig?.username;
+        const orgCreds = orgCredsFlag(flags.orgCreds) ?? conn.config?.coding.nats?.org_creds;
+        const resultSigningKey = flags.resultSigningKey ?? w?.result_signing_key;
         const git = {
           ...((flags.gitTokenEnv ?? gitConfig?.token_env)
             ? { tokenEnv: flags.gitTokenEnv ?? gitConfig?.token_env }
@@ -105,11 +170,10 @@ export function registerWorker(program: Command, run: Run): void {
           ...((flags.gitUserEmail ?? gitConfig?.user_email)
             ? { userEmail: flags.gitUserEmail ?? gitConfig?.user_email }
             : {}),
-          ...(flags.allowLocalRepos ? { allowLocalRepos: true } : {}),
-          ...(flags.allowHttpRepos ? { allowHttp: true } : {}),
-          ...(flags.allowedGitHosts
-            ? { allowedHosts: flags.allowedGitHosts.split(",").map((h) => h.trim()) }
-            : {}),
+          ...(username ? { username } : {}),
+          ...(allowLocalRepos !== undefined ? { allowLocalRepos } : {}),
+          ...(allowHttp !== undefined ? { allowHttp } : {}),
+          ...(allowedHosts ? { allowedHosts } : {}),
         };
         // Flags are checked before OpenCode starts, so a typo never leaves a server behind.
         const driver = await OpenCodeDriver.start({
@@ -128,6 +192,8 @@ export function registerWorker(program: Command, run: Run): void {
             ...(conn.pass ? { pass: conn.pass } : {}),
             ...(conn.token ? { token: conn.token } : {}),
             ...(orgs ? { orgs } : {}),
+            ...(orgCreds ? { orgCreds } : {}),
+            ...(resultSigningKey ? { resultSigningKey } : {}),
             names: namesFromConfig(conn.config),
             ...(concurrency !== undefined ? { concurrency } : {}),
             ...(perOrg !== undefined ? { perOrgConcurrency: perOrg } : {}),
