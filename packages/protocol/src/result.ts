@@ -103,6 +103,11 @@ export const TaskResult = z.object({
   org: z.string().optional(),
   completedAt: Timestamp.optional(),
   metadata: z.record(z.string(), z.string()).optional(),
+  /**
+   * `"off"` when the worker ran the agent without its OS sandbox (the operator set `sandbox: off`):
+   * the agent's tools could then reach everything the worker can. Absent when the sandbox was on.
+   */
+  sandbox: z.literal("off").optional(),
 });
 /** The final result of a task. */
 export type TaskResult = z.infer<typeof TaskResult>;

@@ -625,7 +625,9 @@ export class TaskRunner {
       generation > 0 ? `${result.taskID}:result:${generation}` : `${result.taskID}:result`,
     );
     const subject = this.d.names.resultSubject(result.taskID);
-    const data = JSON.stringify(this.d.redactor.redactValue(result));
+    // An unconfined agent is said in every result, so no client mistakes it for a sandboxed one.
+    const said = this.d.driver.sandbox?.mode === "off" ? { ...result, sandbox: "off" as const } : result;
+    const data = JSON.stringify(this.d.redactor.redactValue(said));
     for (let attempt = 1; ; attempt += 1) {
       try {
         const ack = await this.d.js.publish(subject, data, { headers: h, timeout: 2_000 });
