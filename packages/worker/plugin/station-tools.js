@@ -95,6 +95,7 @@ function sandboxHooks(client) {
         throw new Error(`station sandbox: ${input.tool} refused: no station task runs in this session`);
       const { status, body } = await post("station_sandbox_check", owner, {
         tool: input.tool,
+        callID: input.callID,
         args: output.args,
       });
       if (status !== 200) throw new Error(`station sandbox: ${input.tool} refused: ${body.error ?? status}`);

@@ -32,7 +32,7 @@ import type { ResolvedSandbox, SandboxOptions } from "./sandbox.js";
 import { NetworkGate, SandboxProxy } from "./sandbox-network.js";
 import { StationToolsBridge } from "./station-tools-bridge.js";
 import type { ToolScope } from "./station-tools-bridge.js";
-import { checkToolCall } from "./tool-guard.js";
+import { checkToolCall, toolPaths } from "./tool-guard.js";
 
 const run = promisify(execFile);
 
@@ -103,7 +103,6 @@ export function stationToolsPluginPath(): string {
  */
 export class OpenCodeDriver implements AgentDriver {
   private client: OpencodeClient;
-  private readonly turns = new Map<string, Turn>();
   private readonly stopEvents = new AbortController();
   private eventLoop: Promise<void> | undefined;
   private runtime: DriverRuntime | undefined;
@@ -116,6 +115,7 @@ export class OpenCodeDriver implements AgentDriver {
     private readonly server: OpenCodeServer | undefined,
     private readonly bridge: StationToolsBridge,
     private readonly scopes: Map<string, ToolScope>,
+    private readonly turns: Map<string, Turn>,
     private readonly resolvedSandbox: ResolvedSandbox,
     private readonly workspaceRoot: string,
     private readonly proxy: SandboxProxy | undefined,
@@ -153,9 +153,28 @@ export class OpenCodeDriver implements AgentDriver {
       await proxy.start();
     }
     const scopes = new Map<string, ToolScope>();
+    const turns = new Map<string, Turn>();
+    // A refusal of the sandbox is a decision like a permission prompt's: the agent sees it as the
+    // tool's error, and the task's client sees it as a permission event.
     const guard = gate
-      ? (scope: ToolScope, tool: string, args: Record<string, unknown>) =>
-          checkToolCall(tool, args, scope.workspace, gate)
+      ? async (scope: ToolScope, tool: string, args: Record<string, unknown>, callID: string) => {
+          const refusal = await checkToolCall(tool, args, scope.workspace, gate);
+          if (refusal !== undefined) {
+            turns.get(scope.opencodeID)?.emit({
+              type: "permission",
+              content: refusal,
+              permission: {
+                id: `sandbox-${callID}`,
+                kind: "permission",
+                permission: tool,
+                patterns: toolPaths(tool, args) ?? [],
+                decision: "reject",
+                reason: refusal,
+              },
+            });
+          }
+          return refusal;
+        }
       : undefined;
     const bridge = new StationToolsBridge((id) => scopes.get(id), logger, undefined, guard);
     await bridge.start();
@@ -197,6 +216,7 @@ export class OpenCodeDriver implements AgentDriver {
       server,
       bridge,
       scopes,
+      turns,
       sandbox,
       workspaceRoot,
       proxy,

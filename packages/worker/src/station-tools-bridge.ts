@@ -27,6 +27,7 @@ export type ToolGuard = (
   scope: ToolScope,
   tool: string,
   args: Record<string, unknown>,
+  callID: string,
 ) => Promise<string | undefined>;
 
 /**
@@ -97,7 +98,8 @@ export class StationToolsBridge {
         case "station_sandbox_check": {
           const tool = typeof args.tool === "string" ? args.tool : "";
           const toolArgs = (args.args as Record<string, unknown> | undefined) ?? {};
-          const refusal = this.guard ? await this.guard(scope, tool, toolArgs) : undefined;
+          const callID = typeof args.callID === "string" ? args.callID : "";
+          const refusal = this.guard ? await this.guard(scope, tool, toolArgs, callID) : undefined;
           return reply(200, refusal !== undefined ? { refusal } : {});
         }
         default:
