@@ -585,7 +585,16 @@ export class OpenCodeDriver implements AgentDriver {
     const last = replies.at(-1);
     if (!last) return undefined;
     if (last.info.error) return replies;
-    if (!last.info.time?.completed || last.info.finish === "tool-calls") return undefined;
+    if (!last.info.time?.completed) return undefined;
+    if (last.info.finish === "tool-calls") {
+      // OpenCode ends the turn after tool calls when a permission was rejected without feedback
+      // (rejecting one prompt rejects every other pending one of the session): idle before and
+      // after reading the messages means no further step comes, and waiting would hang the task.
+      if (!status?.data) return undefined;
+      const again = await this.client.session.status({ directory }).catch(() => undefined);
+      const now = (again?.data as Record<string, { type?: string }> | undefined)?.[sessionID]?.type;
+      if (!again?.data || now === "busy" || now === "retry") return undefined;
+    }
     return replies;
   }
 

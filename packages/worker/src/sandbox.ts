@@ -277,7 +277,13 @@ real=$(realpath -e -- "$ws" 2>/dev/null) || die "workspace $ws does not exist"
 [ "$real" = "$ws" ] || die "workspace $ws is not a real path; the command was not run"
 here=$(pwd -P 2>/dev/null) || here=$ws
 case "$here/" in "$ws"/*) ;; *) die "working directory $here is outside the task's workspace $ws; the command was not run" ;; esac
-exec ${base.map(shQuote).join(" ")} --bind "$ws" "$ws" --chdir "$here" -- ${command.map(shQuote).join(" ")} "$2"
+cmd=$2
+set --
+# The directories above the workspace exist in the sandbox only as read-only mount points, so a
+# write beside the workspace fails instead of landing in the sandbox's scratch space.
+d=\${ws%/*}
+while [ -n "$d" ] && [ "$d" != /tmp ]; do set -- --perms 0555 --dir "$d" "$@"; d=\${d%/*}; done
+exec /usr/bin/env -i ${base.map(shQuote).join(" ")} "$@" --bind "$ws" "$ws" --remount-ro / --chdir "$here" -- ${command.map(shQuote).join(" ")} "$cmd"
 `;
 }
 

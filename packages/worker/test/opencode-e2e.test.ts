@@ -57,6 +57,19 @@ const scenarios = (): Scenario[] => [
       { text: "Could not run it there; moving on." },
     ],
   },
+  {
+    name: "two-asks",
+    match: "ask twice",
+    steps: [
+      {
+        toolCalls: [
+          { name: "bash", arguments: { command: "ls", description: "one", workdir: "/etc" } },
+          { name: "bash", arguments: { command: "ls", description: "two", workdir: "/usr" } },
+        ],
+      },
+      { text: "unreachable: OpenCode ends the turn after the second rejection" },
+    ],
+  },
   toolCallScenario({
     match: "call station_kv_set",
     tool: "station_kv_set",
@@ -265,6 +278,16 @@ describe("OpenCode end to end (real opencode serve, scripted model)", () => {
       decision: "reject",
     });
     expect(permission?.permission?.reason).toContain("no human is available");
+  }, 90_000);
+
+  it("finishes a task whose parallel permission prompts were rejected, when OpenCode ends the turn", async () => {
+    await publishTask(env, { taskID: "oc-asks", prompt: "ask twice please" });
+    const result = await waitResult(env, "oc-asks", 60_000);
+    expect(result.status, JSON.stringify(result)).toBe("completed");
+    const events = await eventsOf(env, "oc-asks");
+    expect(events.filter((e) => e.type === "permission").length).toBeGreaterThanOrEqual(1);
+    const ends = events.filter((e) => e.type === "tool_end");
+    expect(ends.map((e) => e.tool?.status)).toEqual(["error", "error"]);
   }, 90_000);
 
   it("refuses a file tool outside the workspace before OpenCode asks, as a permission event", async () => {
