@@ -2,6 +2,7 @@ import { lookup } from "node:dns/promises";
 import { createServer, request as httpRequest } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { BlockList, connect, isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import type { Socket } from "node:net";
 import { rm } from "node:fs/promises";
 import type { Duplex } from "node:stream";
@@ -52,10 +53,14 @@ const systemResolver: Resolver = (host) => lookup(host, { all: true, verbatim: t
  * (`*.example.com` matches subdomains); `allow` any public address. Loopback and unspecified
  * addresses are refused whatever the policy (the worker's own services listen there); private,
  * link-local and metadata addresses only pass when the allowlist names the host or address.
- * The address that was checked is the one connected to, so DNS cannot change it in between.
+ * The host's own interface addresses count as loopback. The address that was checked is the one
+ * connected to, so DNS cannot change it in between.
  */
 export class NetworkGate {
   private readonly allowed: string[];
+
+  /** The host's own addresses (every interface): its services listen there too. */
+  private readonly own = new BlockList();
 
   constructor(
     readonly policy: NetworkPolicy,
@@ -63,6 +68,9 @@ export class NetworkGate {
     private readonly resolve: Resolver = systemResolver,
   ) {
     this.allowed = allowedHosts.map((h) => normalizeHost(h));
+    for (const list of Object.values(networkInterfaces())) {
+      for (const nic of list ?? []) this.own.addAddress(nic.address, nic.family === "IPv6" ? "ipv6" : "ipv4");
+    }
   }
 
   /** Decides a connection to `host` (a name or an IP literal, brackets allowed). */
@@ -85,7 +93,7 @@ export class NetworkGate {
     if (addresses.length === 0) return { allowed: false, reason: `${host} could not be resolved` };
     for (const { address, family } of addresses) {
       const type = family === 6 ? "ipv6" : "ipv4";
-      if (HOST_ONLY.check(address, type)) {
+      if (HOST_ONLY.check(address, type) || this.own.check(address, type)) {
         return {
           allowed: false,
           reason: `${host} is the worker's own host (${address}); tools never reach it`,
