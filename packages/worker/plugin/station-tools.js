@@ -26,14 +26,14 @@ async function call(name, sessionID, args) {
 }
 
 /**
- * The session whose station task a session belongs to: itself, or for a subagent's session the
- * nearest ancestor the worker knows. Undefined when none is known (the caller then refuses).
+ * The station task a session belongs to: its own, or for a subagent's session that of the nearest
+ * ancestor the worker knows: `{ id, workspace }`. Undefined when none is known (callers refuse).
  */
-async function taskSession(client, sessionID) {
+async function taskOf(client, sessionID) {
   let id = sessionID;
   for (let depth = 0; id && depth < 8; depth += 1) {
-    const { status } = await post("station_sandbox_scope", id, {});
-    if (status === 200) return id;
+    const { status, body } = await post("station_sandbox_scope", id, {});
+    if (status === 200 && typeof body.workspace === "string") return { id, workspace: body.workspace };
     if (status !== 404) return undefined;
     const session = await client.session.get({ path: { id } }).catch(() => undefined);
     id = session?.data?.parentID;
@@ -83,17 +83,14 @@ export const StationTools = async ({ client }) => ({
 function sandboxHooks(client) {
   return {
     "shell.env": async (input, output) => {
-      const owner = await taskSession(client, input.sessionID).catch(() => undefined);
-      if (!owner) return;
-      const { status, body } = await post("station_sandbox_scope", owner, {});
-      if (status === 200 && typeof body.workspace === "string")
-        output.env.STATION_SANDBOX_WORKSPACE = body.workspace;
+      const task = await taskOf(client, input.sessionID).catch(() => undefined);
+      if (task) output.env.STATION_SANDBOX_WORKSPACE = task.workspace;
     },
     "tool.execute.before": async (input, output) => {
-      const owner = await taskSession(client, input.sessionID).catch(() => undefined);
-      if (!owner)
+      const task = await taskOf(client, input.sessionID).catch(() => undefined);
+      if (!task)
         throw new Error(`station sandbox: ${input.tool} refused: no station task runs in this session`);
-      const { status, body } = await post("station_sandbox_check", owner, {
+      const { status, body } = await post("station_sandbox_check", task.id, {
         tool: input.tool,
         callID: input.callID,
         args: output.args,
