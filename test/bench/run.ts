@@ -19,6 +19,7 @@ import { eventStreaming } from "./scenarios/event-streaming.js";
 import { memory } from "./scenarios/memory.js";
 import { opencode } from "./scenarios/opencode.js";
 import { roundTrip } from "./scenarios/round-trip.js";
+import { sandbox } from "./scenarios/sandbox.js";
 import { throughput } from "./scenarios/throughput.js";
 
 const SCENARIOS: Scenario[] = [
@@ -30,6 +31,7 @@ const SCENARIOS: Scenario[] = [
   backlog,
   memory,
   cancel,
+  sandbox,
 ];
 
 const USAGE = `usage: npm run bench -- [--quick] [--out DIR] [--only ID,...]

@@ -429,7 +429,11 @@ describe("6b hostile input against a worker driving real OpenCode (issue 15)", (
     ocEnv = await startEnv();
     const logger = pino({ level: "info" }, { write: (line: string) => void ocEnv.logs.push(line) });
     // Polls every 50 ms: with the old poll loop a task of half a second leaked 10 abort listeners.
-    oc = await startOpenCode(hostileScenarios(), { pollInterval: 50, logger });
+    oc = await startOpenCode(hostileScenarios(), {
+      pollInterval: 50,
+      logger,
+      workspaceRoot: ocEnv.workspaceDir,
+    });
     // maxDeliver set, so that a forged advisory is judged by the lease, not dismissed outright.
     await ocEnv.startWorker({ concurrency: 4, maxDeliver: 20, maxAttempts: 2 }, oc.driver);
   }, 90_000);

@@ -70,6 +70,20 @@ export const StationConfig = z
           })
           .strict()
           .optional(),
+        /** The agent's OS sandbox: `off`, or its settings (docs/security.md). */
+        sandbox: z
+          .union([
+            z.enum(["on", "off"]),
+            z
+              .object({
+                mode: z.enum(["on", "off"]).optional(),
+                network: z.enum(["allow", "deny", "allowlist"]).optional(),
+                allowed_hosts: z.array(z.string()).optional(),
+                read_only_paths: z.array(z.string()).optional(),
+              })
+              .strict(),
+          ])
+          .optional(),
         opencode: z
           .object({
             url: z.string().optional(),

@@ -140,6 +140,15 @@ describe("usage errors exit 2 with one line", () => {
     );
   });
 
+  it("names a bad --sandbox or --sandbox-network value", async () => {
+    expect(await failsWith(["worker", "--sandbox", "maybe"], 2)).toContain(
+      "option '--sandbox <mode>' argument 'maybe' is invalid. Allowed choices are on, off.",
+    );
+    expect(await failsWith(["worker", "--sandbox-network", "open"], 2)).toContain(
+      "Allowed choices are allow, deny, allowlist.",
+    );
+  });
+
   it("names an unknown key of --config station.yaml", async () => {
     const config = join(dir, "station.yaml");
     await writeFile(config, "coding:\n  nats:\n    url: nats://127.0.0.1:4222\n    bogus_key: 1\n");

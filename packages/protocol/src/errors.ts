@@ -53,6 +53,8 @@ export const ErrorCodes = {
   PayloadTooLarge: "PAYLOAD_TOO_LARGE",
   /** A client-side wait ran out before the task finished. */
   WaitTimeout: "WAIT_TIMEOUT",
+  /** The OS sandbox for the agent's tools cannot start here (no bubblewrap, no user namespaces). */
+  SandboxUnavailable: "SANDBOX_UNAVAILABLE",
   /** Anything else: a bug or an unexpected failure. */
   Internal: "INTERNAL",
 } as const;

@@ -107,6 +107,11 @@ export const TaskResult = z.object({
   truncated: z.boolean().optional(),
   /** The whole result (JSON), stored in the object store when it was too large to publish. */
   fullResult: ArtifactRef.optional(),
+  /**
+   * `"off"` when the worker ran the agent without its OS sandbox (the operator set `sandbox: off`):
+   * the agent's tools could then reach everything the worker can. Absent when the sandbox was on.
+   */
+  sandbox: z.literal("off").optional(),
 });
 /** The final result of a task. */
 export type TaskResult = z.infer<typeof TaskResult>;

@@ -1,25 +1,49 @@
-// OpenCode plugin shipped with @station-coding/worker: gives the model the station tools.
+// OpenCode plugin shipped with @station-coding/worker: gives the model the station tools and,
+// with the sandbox on, guards the agent's tools.
 // It holds no NATS connection: every call goes to the worker's loopback bridge, which scopes it
 // to the task running in the calling session. Loaded by the worker's managed `opencode serve`.
 import { tool } from "@opencode-ai/plugin";
 
 const url = process.env.STATION_TOOLS_URL;
 const token = process.env.STATION_TOOLS_TOKEN;
+const sandboxed = process.env.STATION_SANDBOX === "on";
 
-async function call(name, sessionID, args) {
-  if (!url || !token) return "station tools are not configured in this OpenCode server";
+async function post(name, sessionID, args) {
   const res = await fetch(`${url}/tool`, {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify({ tool: name, sessionID, args }),
   });
   const body = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
-  if (!res.ok) return `error: ${body.error ?? res.status}`;
+  return { status: res.status, body };
+}
+
+async function call(name, sessionID, args) {
+  if (!url || !token) return "station tools are not configured in this OpenCode server";
+  const { status, body } = await post(name, sessionID, args);
+  if (status !== 200) return `error: ${body.error ?? status}`;
   return JSON.stringify(body);
 }
 
+/**
+ * The station task a session belongs to: its own, or for a subagent's session that of the nearest
+ * ancestor the worker knows: `{ id, workspace }`. Undefined when none is known (callers refuse).
+ */
+async function taskOf(client, sessionID) {
+  let id = sessionID;
+  for (let depth = 0; id && depth < 8; depth += 1) {
+    const { status, body } = await post("station_sandbox_scope", id, {});
+    if (status === 200 && typeof body.workspace === "string") return { id, workspace: body.workspace };
+    if (status !== 404) return undefined;
+    const session = await client.session.get({ path: { id } }).catch(() => undefined);
+    id = session?.data?.parentID;
+  }
+  return undefined;
+}
+
 /** @type {import("@opencode-ai/plugin").Plugin} */
-export const StationTools = async () => ({
+export const StationTools = async ({ client }) => ({
+  ...(sandboxed ? sandboxHooks(client) : {}),
   tool: {
     station_kv_get: tool({
       description: "Read a value from this agent's Station context (shared across the agent's tasks).",
@@ -49,3 +73,30 @@ export const StationTools = async () => ({
     }),
   },
 });
+
+/**
+ * Hooks of the sandbox. `shell.env` tells the sandboxing shell which workspace the calling
+ * session's task owns (the shell refuses to run without it); `tool.execute.before` has the worker
+ * check every tool call (file paths after symbolic links, webfetch against the network policy)
+ * and turns a refusal into the tool's error, which the agent sees. Both fail closed.
+ */
+function sandboxHooks(client) {
+  return {
+    "shell.env": async (input, output) => {
+      const task = await taskOf(client, input.sessionID).catch(() => undefined);
+      if (task) output.env.STATION_SANDBOX_WORKSPACE = task.workspace;
+    },
+    "tool.execute.before": async (input, output) => {
+      const task = await taskOf(client, input.sessionID).catch(() => undefined);
+      if (!task)
+        throw new Error(`station sandbox: ${input.tool} refused: no station task runs in this session`);
+      const { status, body } = await post("station_sandbox_check", task.id, {
+        tool: input.tool,
+        callID: input.callID,
+        args: output.args,
+      });
+      if (status !== 200) throw new Error(`station sandbox: ${input.tool} refused: ${body.error ?? status}`);
+      if (body.refusal) throw new Error(body.refusal);
+    },
+  };
+}

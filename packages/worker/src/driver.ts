@@ -80,6 +80,11 @@ export interface AgentDriver {
     session: OpenedSession;
     directory: string;
   }): Promise<{ exportKey?: string } | void>;
+  /**
+   * Whether the agent's tools run in the OS sandbox, and the directory they are confined under.
+   * Undefined for drivers that run no tools (the worker then reports nothing about it).
+   */
+  readonly sandbox?: { mode: "on" | "off"; workspaceRoot?: string };
   /** Called once by the worker after it connected, before the first task. */
   attach?(runtime: DriverRuntime): void;
   /** Releases the driver's resources when the worker stops. */

@@ -75,11 +75,37 @@ const KEPT_GIT_ENV = new Set([
   "GIT_HTTP_USER_AGENT",
   "GIT_HTTP_LOW_SPEED_LIMIT",
   "GIT_HTTP_LOW_SPEED_TIME",
-  "GIT_CONFIG_GLOBAL",
-  "GIT_CONFIG_SYSTEM",
-  "GIT_CONFIG_NOSYSTEM",
   "GIT_EXEC_PATH",
 ]);
+
+/**
+ * Keys of a repository's own config that make git run a command, by the last part of their name
+ * (`filter.<driver>.clean`, `diff.<driver>.textconv`, …), with the value that turns each off.
+ * The workspace's config is written by the agent: these are overridden on every call.
+ */
+const COMMAND_KEYS: [RegExp, string][] = [
+  [/^filter\..+\.(clean|smudge|process)$/, ""],
+  [/^filter\..+\.required$/, "false"],
+  [/^diff\..+\.(command|textconv)$/, ""],
+  [/^merge\..+\.driver$/, ""],
+  [/^remote\..+\.uploadpack$/, "git-upload-pack"],
+  [/^remote\..+\.receivepack$/, "git-receive-pack"],
+  [/^credential\..+\.helper$/, ""],
+  [/^pager\..+$/, "false"],
+];
+
+/**
+ * `-c` overrides for the command-running keys a repository's config sets: each key the config
+ * names is set again (command-line config wins) to the value that runs nothing.
+ */
+export function commandOverrides(keys: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const key of new Set(keys.map((k) => k.trim()).filter((k) => k !== ""))) {
+    const rule = COMMAND_KEYS.find(([pattern]) => pattern.test(key.toLowerCase()));
+    if (rule && !/[\n=]/.test(key)) out.push("-c", `${key}=${rule[1]}`);
+  }
+  return out;
+}
 
 const STDERR_LIMIT = 64 * 1024;
 
@@ -88,6 +114,12 @@ const STDERR_LIMIT = 64 * 1024;
  * `-c` options on every call (only https/ssh transports, plus http and file when allowed; no `ext::`;
  * no hooks, fsmonitor or credential helpers), `GIT_TERMINAL_PROMPT=0`, an English locale for error
  * classification, a time limit that kills git's whole process group, and an AbortSignal.
+ *
+ * Nothing a workspace's config says can make git run a program: no system or global config is
+ * read, the environment names the pager, editors, askpass and ssh command (the environment wins
+ * over config), fixed `-c` options turn off the rest (gpg, alternate refs, hooks, fsmonitor), and
+ * before each call in a repository the keys its config sets that run commands (filter, diff and
+ * merge drivers, upload/receive-pack, credential helpers, pagers) are overridden to run nothing.
  *
  * Tokens reach git only through {@link Askpass} and the child's environment.
  */
@@ -121,6 +153,18 @@ export class Git {
       ...["-c", "gc.auto=0"],
       ...["-c", "maintenance.auto=false"],
       ...["-c", "commit.gpgSign=false"],
+      ...["-c", "tag.gpgSign=false"],
+      ...["-c", "push.gpgSign=false"],
+      ...["-c", "log.showSignature=false"],
+      ...["-c", "gpg.program=false"],
+      ...["-c", "gpg.ssh.program=false"],
+      ...["-c", "gpg.x509.program=false"],
+      ...["-c", "core.askPass="],
+      ...["-c", "core.gitProxy="],
+      ...["-c", "core.alternateRefsCommand="],
+      ...["-c", "core.pager=cat"],
+      ...["-c", "core.editor=:"],
+      ...["-c", "sequence.editor=:"],
       ...["-c", "advice.detachedHead=false"],
       ...["-c", "color.ui=false"],
     ];
@@ -134,6 +178,18 @@ export class Git {
     const ssh = ["ssh", "-o", "BatchMode=yes"];
     if (options.sshKeyFile !== undefined) ssh.push("-i", options.sshKeyFile, "-o", "IdentitiesOnly=yes");
     Object.assign(env, {
+      // No system or global config: only the repository's own, whose commands are overridden.
+      GIT_CONFIG_NOSYSTEM: "1",
+      GIT_CONFIG_GLOBAL: "/dev/null",
+      // These beat any config; an empty GIT_ASKPASS runs no askpass (the token call sets its own).
+      GIT_ASKPASS: "",
+      SSH_ASKPASS: "",
+      GIT_PAGER: "cat",
+      PAGER: "cat",
+      GIT_EDITOR: ":",
+      GIT_SEQUENCE_EDITOR: ":",
+      EDITOR: ":",
+      VISUAL: ":",
       GIT_TERMINAL_PROMPT: "0",
       GCM_INTERACTIVE: "never",
       GIT_SSH_COMMAND: ssh.map(shellQuote).join(" "),
@@ -155,10 +211,11 @@ export class Git {
     if (call.token) Object.assign(env, (await this.askpassHelper()).env(call.token));
     const timeout = call.timeout ?? this.options.timeout ?? 60_000;
     const maxOutput = call.maxOutput ?? this.options.maxOutputBytes ?? 16 * 1024 * 1024;
+    const overrides = call.cwd !== undefined ? await this.repoOverrides(call.cwd, env, call.signal) : [];
     const started = Date.now();
     const out = await new Promise<GitOutput & { ended?: "timeout" | "abort" | "output" | Error }>(
       (resolve) => {
-        const child = spawn(this.options.binary ?? "git", [...this.baseArgs, ...args], {
+        const child = spawn(this.options.binary ?? "git", [...this.baseArgs, ...overrides, ...args], {
           cwd: call.cwd,
           env,
           detached: true,
@@ -229,6 +286,32 @@ export class Git {
       throw this.failure(what, out.stderr, call.token);
     }
     return { code: out.code, stdout: out.stdout, stderr: out.stderr };
+  }
+
+  /**
+   * The `-c` overrides for the command-running keys the repository at `cwd` configures (its own
+   * config and what that includes; `git config --list` runs nothing). None outside a repository.
+   */
+  private async repoOverrides(
+    cwd: string,
+    env: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<string[]> {
+    const out = await new Promise<string>((resolve) => {
+      const child = spawn(
+        this.options.binary ?? "git",
+        [...this.baseArgs, "config", "--list", "--name-only", "-z"],
+        { cwd, env, stdio: ["ignore", "pipe", "ignore"], ...(signal ? { signal } : {}), timeout: 10_000 },
+      );
+      let text = "";
+      child.stdout.setEncoding("utf8");
+      child.stdout.on("data", (chunk: string) => {
+        if (text.length < 1_000_000) text += chunk;
+      });
+      child.on("error", () => resolve(""));
+      child.on("close", () => resolve(text));
+    });
+    return commandOverrides(out.split("\0"));
   }
 
   /** Runs `git <args>` and returns stdout as text without the trailing newline. */
@@ -441,7 +524,11 @@ export class RepoState {
     try {
       const out = await this.git.text(["rev-parse", "--show-toplevel", "--absolute-git-dir"], this.call());
       const [top, gitDir] = out.split("\n");
-      return top && gitDir && (await samePath(top, this.cwd)) ? gitDir : undefined;
+      // A `.git` file may point anywhere (another tenant's repository): only a git directory that
+      // really lies inside the working tree counts.
+      return top && gitDir && (await samePath(top, this.cwd)) && (await within(this.cwd, gitDir))
+        ? gitDir
+        : undefined;
     } catch {
       return undefined;
     }
@@ -509,6 +596,15 @@ export class RepoState {
       ...(this.signal ? { signal: this.signal } : {}),
       ...(this.logger ? { logger: this.logger } : {}),
     };
+  }
+}
+
+async function within(base: string, path: string): Promise<boolean> {
+  try {
+    const [b, p] = await Promise.all([realpath(base), realpath(path)]);
+    return p.startsWith(`${b}/`);
+  } catch {
+    return false;
   }
 }
 

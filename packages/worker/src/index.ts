@@ -14,6 +14,18 @@ export { OpenCodeServer, bundledOpenCodeBin, mergeConfig } from "./opencode-serv
 export { resolveWorkerOptions } from "./options.js";
 export { allowAllPolicy, workspaceOnlyPolicy } from "./permission-policy.js";
 export { Presence, WORKER_VERSION } from "./presence.js";
+export {
+  NetworkPolicy,
+  SandboxMode,
+  SandboxOptions,
+  parseSandboxOptions,
+  resolveSandbox,
+  shellScript,
+  systemLayout,
+  writeShellScript,
+} from "./sandbox.js";
+export { NetworkGate, SandboxProxy } from "./sandbox-network.js";
+export { checkInside, checkToolCall, resolveRealPath } from "./tool-guard.js";
 export { SECRET_ENV_VARS, SecretRedactor } from "./redact.js";
 export { Slots } from "./slots.js";
 export { StationToolsBridge } from "./station-tools-bridge.js";
@@ -45,7 +57,10 @@ export type { OpenCodeEvent, OutputSink } from "./opencode-events.js";
 export type { OpenCodeServerOptions } from "./opencode-server.js";
 export type { ResolvedWorkerOptions, WorkerOptions } from "./options.js";
 export type { PermissionAsk, PermissionDecision, PermissionPolicy } from "./permission-policy.js";
-export type { StationToolsHandler, ToolScope } from "./station-tools-bridge.js";
+export type { ResolvedSandbox, ShellScriptOptions, SystemLayout } from "./sandbox.js";
+export type { NetworkDecision, Resolver } from "./sandbox-network.js";
+export type { RealPath } from "./tool-guard.js";
+export type { StationToolsHandler, ToolGuard, ToolScope } from "./station-tools-bridge.js";
 export type { RunnerDeps, RunnerStats } from "./task-runner.js";
 export type { CollectChangesOptions, WorkspaceChanges } from "./changes.js";
 export type { GitCall, GitOutput, GitRunnerOptions } from "./git.js";

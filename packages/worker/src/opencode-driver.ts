@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,8 +27,13 @@ import { OpenCodeServer } from "./opencode-server.js";
 import type { OpenCodeServerOptions } from "./opencode-server.js";
 import type { PermissionPolicy } from "./permission-policy.js";
 import { workspaceOnlyPolicy } from "./permission-policy.js";
+import { defaultWorkspaceDir } from "./options.js";
+import { resolveSandbox } from "./sandbox.js";
+import type { ResolvedSandbox, SandboxOptions } from "./sandbox.js";
+import { NetworkGate, SandboxProxy } from "./sandbox-network.js";
 import { StationToolsBridge } from "./station-tools-bridge.js";
 import type { ToolScope } from "./station-tools-bridge.js";
+import { checkToolCall, toolPaths } from "./tool-guard.js";
 
 const run = promisify(execFile);
 
@@ -44,6 +49,16 @@ export interface OpenCodeDriverOptions {
   permissionPolicy?: PermissionPolicy;
   /** Largest tool output inlined in a `tool_end` event, in bytes. @default 16 KiB */
   maxInlineOutput?: number;
+  /**
+   * The OS sandbox of the agent's tools (docs/security.md). On by default; the driver refuses to
+   * start where it cannot work unless `mode: "off"` is set. @default { mode: "on", network: "allow" }
+   */
+  sandbox?: SandboxOptions;
+  /**
+   * Directory under which the worker keeps its workspaces (the worker's `workspaceDir`): the only
+   * one the sandboxed server can write. @default $TMPDIR/station-coding/workspaces
+   */
+  workspaceRoot?: string;
   /** How often the session status is polled besides the event stream (ms). @default 1000 */
   pollInterval?: number;
   /** How long to wait for a session to go idle after an abort (ms). @default 10_000 */
@@ -89,7 +104,6 @@ export function stationToolsPluginPath(): string {
  */
 export class OpenCodeDriver implements AgentDriver {
   private client: OpencodeClient;
-  private readonly turns = new Map<string, Turn>();
   private readonly stopEvents = new AbortController();
   private eventLoop: Promise<void> | undefined;
   private runtime: DriverRuntime | undefined;
@@ -102,15 +116,68 @@ export class OpenCodeDriver implements AgentDriver {
     private readonly server: OpenCodeServer | undefined,
     private readonly bridge: StationToolsBridge,
     private readonly scopes: Map<string, ToolScope>,
+    private readonly turns: Map<string, Turn>,
+    private readonly resolvedSandbox: ResolvedSandbox,
+    private readonly workspaceRoot: string,
+    private readonly proxy: SandboxProxy | undefined,
+    private readonly runDir: string | undefined,
   ) {
     this.client = this.makeClient();
   }
 
-  /** Starts (or connects to) OpenCode and its event subscription. */
+  /**
+   * Starts (or connects to) OpenCode and its event subscription. With the sandbox on (the default)
+   * it first proves the sandbox works here and fails with SANDBOX_UNAVAILABLE when it does not.
+   */
   static async start(options: OpenCodeDriverOptions = {}): Promise<OpenCodeDriver> {
     const logger = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? "info" });
+    const sandbox = await resolveSandbox(options.sandbox);
+    const on = sandbox.mode === "on";
+    if (on && options.url) {
+      throw new StationError(
+        ErrorCodes.InvalidConfig,
+        `opencode url ${options.url}: the sandbox confines only the opencode serve the worker starts; drop the url, or set sandbox: off to use an external server unconfined`,
+      );
+    }
+    const workspaceRoot = options.workspaceRoot ?? defaultWorkspaceDir();
+    const gate = on ? new NetworkGate(sandbox.network, sandbox.allowedHosts) : undefined;
+    let runDir: string | undefined;
+    let proxy: SandboxProxy | undefined;
+    if (on && sandbox.network !== "deny" && gate) {
+      runDir = await mkdtemp(join(tmpdir(), "station-sandbox-"));
+      await chmod(runDir, 0o700);
+      proxy = new SandboxProxy(
+        join(runDir, "proxy.sock"),
+        gate,
+        logger.child({ component: "sandbox-proxy" }),
+      );
+      await proxy.start();
+    }
     const scopes = new Map<string, ToolScope>();
-    const bridge = new StationToolsBridge((id) => scopes.get(id), logger);
+    const turns = new Map<string, Turn>();
+    // A refusal of the sandbox is a decision like a permission prompt's: the agent sees it as the
+    // tool's error, and the task's client sees it as a permission event.
+    const guard = gate
+      ? async (scope: ToolScope, tool: string, args: Record<string, unknown>, callID: string) => {
+          const refusal = await checkToolCall(tool, args, scope.workspace, gate);
+          if (refusal !== undefined) {
+            turns.get(scope.opencodeID)?.emit({
+              type: "permission",
+              content: refusal,
+              permission: {
+                id: `sandbox-${callID}`,
+                kind: "permission",
+                permission: tool,
+                patterns: toolPaths(tool, args) ?? [],
+                decision: "reject",
+                reason: refusal,
+              },
+            });
+          }
+          return refusal;
+        }
+      : undefined;
+    const bridge = new StationToolsBridge((id) => scopes.get(id), logger, undefined, guard);
     await bridge.start();
     let server: OpenCodeServer | undefined;
     let url = options.url;
@@ -123,10 +190,39 @@ export class OpenCodeDriver implements AgentDriver {
           ...(options.server?.config ?? {}),
         },
         env: { ...options.server?.env, STATION_TOOLS_URL: bridge.url, STATION_TOOLS_TOKEN: bridge.token },
+        ...(on
+          ? {
+              sandbox: {
+                sandbox,
+                workspaceRoot,
+                visible: [stationToolsPluginPath()],
+                ...(proxy ? { proxySocket: proxy.socketPath } : {}),
+              },
+            }
+          : {}),
+      }).catch(async (err: unknown) => {
+        await bridge.stop();
+        await proxy?.stop();
+        if (runDir) await rm(runDir, { recursive: true, force: true });
+        throw err;
       });
       url = server.url;
     }
-    const driver = new OpenCodeDriver(url, options, logger, server, bridge, scopes);
+    if (!on)
+      logger.warn("sandbox: off; the agent's tools run unconfined, with everything the worker can reach");
+    const driver = new OpenCodeDriver(
+      url,
+      options,
+      logger,
+      server,
+      bridge,
+      scopes,
+      turns,
+      sandbox,
+      workspaceRoot,
+      proxy,
+      runDir,
+    );
     server?.onRestart((next) => {
       driver.switchServer(next);
     });
@@ -143,6 +239,13 @@ export class OpenCodeDriver implements AgentDriver {
   /** The managed server, when the driver started one. */
   get managedServer(): OpenCodeServer | undefined {
     return this.server;
+  }
+
+  /** Whether the agent's tools run in the OS sandbox, and the workspace root they are confined under. */
+  get sandbox(): { mode: "on" | "off"; workspaceRoot?: string } {
+    return this.resolvedSandbox.mode === "on"
+      ? { mode: "on", workspaceRoot: this.workspaceRoot }
+      : { mode: "off" };
   }
 
   /** Whether the event subscription is connected. */
@@ -502,7 +605,16 @@ export class OpenCodeDriver implements AgentDriver {
     }
     if (!user || !last) return undefined;
     if (last.info.error) return replies;
-    if (!last.info.time?.completed || last.info.finish === "tool-calls") return undefined;
+    if (!last.info.time?.completed) return undefined;
+    if (last.info.finish === "tool-calls") {
+      // OpenCode ends the turn after tool calls when a permission was rejected without feedback
+      // (rejecting one prompt rejects every other pending one of the session): idle before and
+      // after reading the messages means no further step comes, and waiting would hang the task.
+      if (!status?.data) return undefined;
+      const again = await this.client.session.status({ directory }).catch(() => undefined);
+      const now = (again?.data as Record<string, { type?: string }> | undefined)?.[sessionID]?.type;
+      if (!again?.data || now === "busy" || now === "retry") return undefined;
+    }
     return replies;
   }
 
@@ -618,6 +730,8 @@ export class OpenCodeDriver implements AgentDriver {
     await this.eventLoop?.catch(() => undefined);
     await this.server?.stop();
     await this.bridge.stop();
+    await this.proxy?.stop();
+    if (this.runDir) await rm(this.runDir, { recursive: true, force: true });
   }
 }
 

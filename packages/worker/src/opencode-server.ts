@@ -1,11 +1,25 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ErrorCodes, StationError } from "@station-coding/protocol";
 import type { Logger } from "pino";
+import type { ResolvedSandbox } from "./sandbox.js";
+import { commonRoot, serverSandboxArgs, systemLayout, writeShellScript } from "./sandbox.js";
+
+/** How a managed server is confined (see docs/security.md). */
+export interface ServerSandbox {
+  sandbox: ResolvedSandbox;
+  /** Directory under which every workspace this server serves lives; the only one it can write. */
+  workspaceRoot: string;
+  /** Files the server must also read (the station plugin); their common directory is shown read-only. */
+  visible: string[];
+  /** The worker's proxy socket the tools reach the network through (network allow/allowlist). */
+  proxySocket?: string;
+}
 
 /** Options of a managed `opencode serve` process. */
 export interface OpenCodeServerOptions {
@@ -17,8 +31,10 @@ export interface OpenCodeServerOptions {
   configFile?: string;
   /** Directory for OpenCode's own config, data, cache and state. @default a private temp dir */
   dataDir?: string;
-  /** HTTP basic auth password for the server (OPENCODE_SERVER_PASSWORD). */
+  /** HTTP basic auth password for the server (OPENCODE_SERVER_PASSWORD). @default a random one */
   password?: string;
+  /** Confine the server and its tools in the OS sandbox. @default unconfined */
+  sandbox?: ServerSandbox;
   /** Extra environment for the server process (provider API keys come from the worker's env). */
   env?: Record<string, string>;
   /** Milliseconds to wait for the server to listen and be healthy. @default 30_000 */
@@ -101,6 +117,9 @@ export class OpenCodeServer {
     private readonly bin: string,
     private readonly ownsDataDir: boolean,
     readonly dataDir: string,
+    private readonly password: string,
+    /** bwrap and its arguments before the opencode command, when sandboxed. */
+    private readonly wrapper: string[],
   ) {}
 
   /** Starts the server and waits until it answers its health check. */
@@ -135,8 +154,16 @@ export class OpenCodeServer {
       }
     }
     if (options.config) config = mergeConfig(config, options.config);
+    const password = options.password ?? randomBytes(24).toString("base64url");
+    const bin = options.bin ?? bundledOpenCodeBin();
+    let wrapper: string[] = [];
+    let confined: NodeJS.ProcessEnv = {};
+    if (options.sandbox) {
+      ({ wrapper, env: confined } = await sandboxedServer(options.sandbox, dataDir, bin));
+    }
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...(options.sandbox ? serverEnv(process.env) : process.env),
+      ...confined,
       ...DISABLE_NETWORK_FEATURES,
       HOME: join(dataDir, "home"),
       XDG_CONFIG_HOME: join(dataDir, "config"),
@@ -146,16 +173,10 @@ export class OpenCodeServer {
       // OpenCode unpacks native libraries into the temp dir at every start: keep them in ours.
       TMPDIR: join(dataDir, "tmp"),
       OPENCODE_CONFIG_CONTENT: JSON.stringify(config),
-      ...(options.password ? { OPENCODE_SERVER_PASSWORD: options.password } : {}),
+      OPENCODE_SERVER_PASSWORD: password,
       ...options.env,
     };
-    const server = new OpenCodeServer(
-      options,
-      env,
-      options.bin ?? bundledOpenCodeBin(),
-      !options.dataDir,
-      dataDir,
-    );
+    const server = new OpenCodeServer(options, env, bin, !options.dataDir, dataDir, password, wrapper);
     await server.spawn();
     return server;
   }
@@ -193,7 +214,9 @@ export class OpenCodeServer {
 
   private async spawn(): Promise<void> {
     const log = this.o.logger;
-    const child = spawn(this.bin, ["serve", "--hostname", "127.0.0.1", "--port", "0"], {
+    const serve = [this.bin, "serve", "--hostname", "127.0.0.1", "--port", "0"];
+    const [command, ...args] = this.wrapper.length > 0 ? [...this.wrapper, "--", ...serve] : serve;
+    const child = spawn(command!, args, {
       env: this.env,
       cwd: join(this.dataDir, "home"),
       stdio: ["ignore", "pipe", "pipe"],
@@ -281,11 +304,14 @@ export class OpenCodeServer {
     );
   }
 
-  /** Basic auth header when a password is set. */
+  /** The basic auth header every request to the server needs. */
   authHeaders(): Record<string, string> {
-    return this.o.password
-      ? { authorization: `Basic ${Buffer.from(`opencode:${this.o.password}`).toString("base64")}` }
-      : {};
+    return { authorization: `Basic ${Buffer.from(`opencode:${this.password}`).toString("base64")}` };
+  }
+
+  /** Whether the server runs in the OS sandbox. */
+  get sandboxed(): boolean {
+    return this.wrapper.length > 0;
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
@@ -340,4 +366,79 @@ export class OpenCodeServer {
     }
     if (this.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/** Variables of the worker's environment a sandboxed server gets: basics and provider settings. */
+const SERVER_ENV_NAMES = new Set([
+  "PATH",
+  "LANG",
+  "LANGUAGE",
+  "TZ",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "NODE_EXTRA_CA_CERTS",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+]);
+const PROVIDER_ENV =
+  /^(LC_[A-Z]+|[A-Z0-9_]+_API_KEY|[A-Z0-9_]+_BASE_URL|AWS_[A-Z0-9_]+|AZURE_[A-Z0-9_]+|GOOGLE_[A-Z0-9_]+|VERTEX_[A-Z0-9_]+|ANTHROPIC_[A-Z0-9_]+|OPENAI_[A-Z0-9_]+|OPENROUTER_[A-Z0-9_]+)$/;
+
+/**
+ * The environment of a sandboxed server: nothing of the worker's own (NATS URLs and credentials,
+ * git tokens, station settings), only basics and what model providers read (`*_API_KEY`, …).
+ */
+export function serverEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    if (SERVER_ENV_NAMES.has(name) || PROVIDER_ENV.test(name)) out[name] = value;
+  }
+  return out;
+}
+
+/**
+ * Prepares the server's sandbox: the sandboxing shell for its bash tool, and the bwrap command
+ * that shows the server the system and its own code read-only, its data directory and the
+ * workspace root read-write (the workspace records in `.station-meta` hidden), nothing else.
+ */
+async function sandboxedServer(
+  s: ServerSandbox,
+  dataDir: string,
+  bin: string,
+): Promise<{ wrapper: string[]; env: NodeJS.ProcessEnv }> {
+  await mkdir(s.workspaceRoot, { recursive: true });
+  const root = await realpath(s.workspaceRoot);
+  const data = await realpath(dataDir);
+  const code = await commonRoot([bin, ...s.visible]);
+  if (code === "/") {
+    throw new StationError(
+      ErrorCodes.SandboxUnavailable,
+      `sandbox: the opencode binary (${bin}) and the station plugin share no directory but /; install them under one directory`,
+    );
+  }
+  const meta = join(root, ".station-meta");
+  await mkdir(meta, { recursive: true, mode: 0o700 });
+  const layout = await systemLayout([...s.sandbox.readOnlyPaths, code]);
+  const shell = await writeShellScript(join(data, "sandbox"), {
+    bwrap: s.sandbox.bwrap,
+    layout: await systemLayout(s.sandbox.readOnlyPaths),
+    workspaceRoot: root,
+    ...(s.proxySocket ? { proxySocket: s.proxySocket, socat: s.sandbox.socat } : {}),
+  });
+  const wrapper = [
+    s.sandbox.bwrap,
+    ...serverSandboxArgs(layout, [
+      ["--bind", data, data],
+      ["--ro-bind", join(data, "sandbox"), join(data, "sandbox")],
+      ["--bind", root, root],
+      ["--tmpfs", meta],
+      ...(s.proxySocket ? [["--bind", s.proxySocket, s.proxySocket]] : []),
+    ]),
+    ...["--chdir", join(data, "home")],
+  ];
+  return { wrapper, env: { SHELL: shell, STATION_SANDBOX: "on", OPENCODE_DISABLE_PROJECT_CONFIG: "1" } };
 }

@@ -259,7 +259,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     heartbeatInterval: ms("heartbeatInterval", o.heartbeatInterval, "5s"),
     sessionBusyDelay: ms("sessionBusyDelay", o.sessionBusyDelay, "1s"),
     pullExpires: ms("pullExpires", o.pullExpires, "5s"),
-    workspaceDir: o.workspaceDir ?? join(tmpdir(), "station-coding", "workspaces"),
+    workspaceDir: o.workspaceDir ?? defaultWorkspaceDir(),
     workerID: o.workerID ?? validateName("workerID", defaultWorkerID()),
     maxInlineOutput: o.maxInlineOutput ?? 16 * 1024,
     coalesceMs: o.coalesceMs ?? 100,
@@ -286,6 +286,11 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
 export function workerInboxPrefix(orgs: readonly (string | undefined)[]): string {
   const named = [...new Set(orgs.filter((org): org is string => org !== undefined))].sort();
   return named.length === 0 ? "_INBOX" : `_INBOX_worker+${named.join("+")}`;
+}
+
+/** Where workspaces live unless configured: `$TMPDIR/station-coding/workspaces`. */
+export function defaultWorkspaceDir(): string {
+  return join(tmpdir(), "station-coding", "workspaces");
 }
 
 function withoutUndefined<T extends object>(value: T): T {

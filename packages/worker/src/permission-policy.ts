@@ -1,5 +1,4 @@
-import { isAbsolute, resolve } from "node:path";
-import { isInside } from "./workspace.js";
+import { checkInside } from "./tool-guard.js";
 
 /** A permission prompt raised by the agent. */
 export interface PermissionAsk {
@@ -27,6 +26,8 @@ const PATH_PERMISSIONS = new Set(["read", "edit", "write", "glob", "grep", "list
 /**
  * The default policy: allow what stays inside the workspace, reject everything else with a message
  * saying no human is available. Commands (`bash`) and paths outside the workspace are rejected.
+ * Paths are judged by where they really lead: a symbolic link inside the workspace that points
+ * out of it is outside.
  */
 export const workspaceOnlyPolicy: PermissionPolicy = (ask, directory) => {
   if (!PATH_PERMISSIONS.has(ask.permission) || ask.patterns.length === 0) {
@@ -34,8 +35,7 @@ export const workspaceOnlyPolicy: PermissionPolicy = (ask, directory) => {
   }
   const inside = ask.patterns.every((pattern) => {
     const base = pattern.replace(/[*?[{].*$/, "");
-    const path = isAbsolute(base) ? resolve(base) : resolve(directory, base);
-    return isInside(directory, path);
+    return checkInside(directory, base === "" ? "." : base) === undefined;
   });
   return inside
     ? { reply: "once" }

@@ -22,10 +22,21 @@ export interface StationToolsHandler {
   sessionInfo(scope: ToolScope): Promise<Record<string, unknown>>;
 }
 
+/** Decides a tool call of the agent before OpenCode runs it: the refusal the agent sees, or undefined. */
+export type ToolGuard = (
+  scope: ToolScope,
+  tool: string,
+  args: Record<string, unknown>,
+  callID: string,
+) => Promise<string | undefined>;
+
 /**
  * A loopback HTTP endpoint the station tools plugin inside OpenCode calls. It keeps NATS out of
  * the OpenCode process: the worker holds the only connection, and scopes every call by the task
  * that runs in the calling session (the plugin cannot pick another org or agent).
+ *
+ * The plugin also asks it, for the sandbox, which workspace a session's task owns (its bash commands
+ * are confined to it) and whether a tool call may run (`guard`).
  */
 export class StationToolsBridge {
   private server: Server | undefined;
@@ -36,6 +47,7 @@ export class StationToolsBridge {
     private readonly scopeOf: (opencodeSessionID: string) => ToolScope | undefined,
     private readonly logger: Logger,
     private handler: StationToolsHandler | undefined = undefined,
+    private readonly guard: ToolGuard | undefined = undefined,
   ) {}
 
   /** URL the plugin calls. */
@@ -79,8 +91,20 @@ export class StationToolsBridge {
       const call = JSON.parse(body) as { tool?: string; sessionID?: string; args?: Record<string, unknown> };
       const scope = call.sessionID ? this.scopeOf(call.sessionID) : undefined;
       if (!scope) return reply(404, { error: "no station task is running in this session" });
-      if (!this.handler) return reply(503, { error: "station tools are not ready" });
       const args = call.args ?? {};
+      switch (call.tool) {
+        case "station_sandbox_scope":
+          return reply(200, { workspace: scope.workspace });
+        case "station_sandbox_check": {
+          const tool = typeof args.tool === "string" ? args.tool : "";
+          const toolArgs = (args.args as Record<string, unknown> | undefined) ?? {};
+          const callID = typeof args.callID === "string" ? args.callID : "";
+          const refusal = this.guard ? await this.guard(scope, tool, toolArgs, callID) : undefined;
+          return reply(200, refusal !== undefined ? { refusal } : {});
+        }
+        default:
+      }
+      if (!this.handler) return reply(503, { error: "station tools are not ready" });
       switch (call.tool) {
         case "station_kv_get":
           return reply(200, { value: await this.handler.kvGet(scope, validateName("key", args.key)) });

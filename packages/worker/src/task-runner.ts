@@ -757,7 +757,9 @@ export class TaskRunner {
     const h = headers();
     let msgID = generation > 0 ? `${result.taskID}:result:${generation}` : `${result.taskID}:result`;
     const subject = this.d.names.resultSubject(result.taskID);
-    const data = new TextEncoder().encode(await this.resultMessage(this.d.redactor.redactValue(result), log));
+    // An unconfined agent is said in every result, so no client mistakes it for a sandboxed one.
+    const said = this.d.driver.sandbox?.mode === "off" ? { ...result, sandbox: "off" as const } : result;
+    const data = new TextEncoder().encode(await this.resultMessage(this.d.redactor.redactValue(said), log));
     this.d.signer?.sign(data, h);
     for (let forged = 0; ; forged += 1) {
       h.set("Nats-Msg-Id", msgID);

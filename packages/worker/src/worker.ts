@@ -7,13 +7,14 @@ import type { ObjectStore } from "@nats-io/obj";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection, Status, Subscription } from "@nats-io/transport-node";
 import { trace } from "@opentelemetry/api";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, realpath } from "node:fs/promises";
 import type { CodingNames, WorkerState } from "@station-coding/protocol";
 import {
   AgentContextStore,
   DeadLetters,
   ErrorCodes,
   ResultSigner,
+  StationError,
   SessionStore,
   TaskLookups,
   ValidationError,
@@ -37,7 +38,7 @@ import { Slots } from "./slots.js";
 import { ShutdownError, TaskRunner } from "./task-runner.js";
 import type { RunnerStats } from "./task-runner.js";
 import type { SecretLookup } from "./git-credentials.js";
-import { WorkspaceManager } from "./workspace.js";
+import { WorkspaceManager, isInside } from "./workspace.js";
 
 interface Namespace {
   key: string;
@@ -155,6 +156,7 @@ export class CodingWorker {
 
   private async init(): Promise<void> {
     const { options, raw } = this;
+    await this.checkSandbox();
     const explicitSigner =
       options.resultSigningKey !== undefined
         ? await readSigner(options.resultSigningKey, "resultSigningKey", this.redactor)
@@ -317,6 +319,30 @@ export class CodingWorker {
       { orgs: options.orgs, concurrency: options.concurrency, ackWait: options.ackWait },
       "worker running",
     );
+  }
+
+  /**
+   * The driver's sandbox must confine the tools under this worker's workspace directory (else every
+   * task would fail); a worker without the sandbox says so at start.
+   */
+  private async checkSandbox(): Promise<void> {
+    const sandbox = this.raw.driver.sandbox;
+    if (sandbox?.mode === "off") {
+      this.logger.warn("sandbox: off; the agent's tools run unconfined and every result says sandbox: off");
+      return;
+    }
+    if (sandbox?.workspaceRoot === undefined) return;
+    await mkdir(this.options.workspaceDir, { recursive: true });
+    const [dir, root] = await Promise.all([
+      realpath(this.options.workspaceDir),
+      realpath(sandbox.workspaceRoot),
+    ]);
+    if (!isInside(root, dir)) {
+      throw new StationError(
+        ErrorCodes.InvalidConfig,
+        `workspaceDir ${this.options.workspaceDir}: outside the sandbox's workspace root ${sandbox.workspaceRoot}; give the driver workspaceRoot ${this.options.workspaceDir}`,
+      );
+    }
   }
 
   /** Pulls one task per free slot until the worker stops. */

@@ -49,6 +49,27 @@ const scenarios = (): Scenario[] => [
     path: "/etc/hostname",
     text: "Could not read it; moving on.",
   }),
+  {
+    name: "workdir-outside",
+    match: "run outside",
+    steps: [
+      { toolCalls: [{ name: "bash", arguments: { command: "ls", description: "list", workdir: "/etc" } }] },
+      { text: "Could not run it there; moving on." },
+    ],
+  },
+  {
+    name: "two-asks",
+    match: "ask twice",
+    steps: [
+      {
+        toolCalls: [
+          { name: "bash", arguments: { command: "ls", description: "one", workdir: "/etc" } },
+          { name: "bash", arguments: { command: "ls", description: "two", workdir: "/usr" } },
+        ],
+      },
+      { text: "unreachable: OpenCode ends the turn after the second rejection" },
+    ],
+  },
   toolCallScenario({
     match: "call station_kv_set",
     tool: "station_kv_set",
@@ -62,7 +83,7 @@ let oc: Awaited<ReturnType<typeof startOpenCode>>;
 beforeAll(async () => {
   outside = await mkdtemp(join(tmpdir(), "outside-"));
   env = await startEnv(undefined, { monitor: true });
-  oc = await startOpenCode(scenarios(), { server: { config: priced } });
+  oc = await startOpenCode(scenarios(), { server: { config: priced }, workspaceRoot: env.workspaceDir });
   await startWorker(env, oc.driver, { ackWait: 5_000, concurrency: 4 });
 }, 60_000);
 afterAll(async () => {
@@ -87,7 +108,9 @@ function costOf(t: {
 }
 
 async function sessionIdle(directory: string, sessionID: string): Promise<boolean> {
-  const res = await fetch(`${oc.driver.url}/session/status?directory=${encodeURIComponent(directory)}`);
+  const res = await fetch(`${oc.driver.url}/session/status?directory=${encodeURIComponent(directory)}`, {
+    headers: oc.driver.managedServer?.authHeaders(),
+  });
   const status = (await res.json()) as Record<string, { type: string }>;
   return status[sessionID] === undefined || status[sessionID]?.type === "idle";
 }
@@ -245,13 +268,44 @@ describe("OpenCode end to end (real opencode serve, scripted model)", () => {
   }, 90_000);
 
   it("answers a permission ask by policy (reject outside the workspace) and the task finishes", async () => {
-    await writeFile(join(outside, "secret.txt"), "no");
-    await publishTask(env, { taskID: "oc-perm", prompt: "read outside the workspace" });
+    await publishTask(env, { taskID: "oc-perm", prompt: "run outside the workspace" });
     const result = await waitResult(env, "oc-perm", 60_000);
     expect(result.status, JSON.stringify(result)).toBe("completed");
     const permission = (await eventsOf(env, "oc-perm")).find((e) => e.type === "permission");
-    expect(permission?.permission).toMatchObject({ kind: "permission", decision: "reject" });
+    expect(permission?.permission).toMatchObject({
+      kind: "permission",
+      permission: "external_directory",
+      decision: "reject",
+    });
     expect(permission?.permission?.reason).toContain("no human is available");
+  }, 90_000);
+
+  it("finishes a task whose parallel permission prompts were rejected, when OpenCode ends the turn", async () => {
+    await publishTask(env, { taskID: "oc-asks", prompt: "ask twice please" });
+    const result = await waitResult(env, "oc-asks", 60_000);
+    expect(result.status, JSON.stringify(result)).toBe("completed");
+    const events = await eventsOf(env, "oc-asks");
+    expect(events.filter((e) => e.type === "permission").length).toBeGreaterThanOrEqual(1);
+    const ends = events.filter((e) => e.type === "tool_end");
+    expect(ends.map((e) => e.tool?.status)).toEqual(["error", "error"]);
+  }, 90_000);
+
+  it("refuses a file tool outside the workspace before OpenCode asks, as a permission event", async () => {
+    await writeFile(join(outside, "secret.txt"), "no");
+    await publishTask(env, { taskID: "oc-guard", prompt: "read outside the workspace" });
+    const result = await waitResult(env, "oc-guard", 60_000);
+    expect(result.status, JSON.stringify(result)).toBe("completed");
+    const events = await eventsOf(env, "oc-guard");
+    const permission = events.find((e) => e.type === "permission");
+    expect(permission?.permission).toMatchObject({
+      kind: "permission",
+      permission: "read",
+      patterns: ["/etc/hostname"],
+      decision: "reject",
+    });
+    expect(permission?.permission?.reason).toContain("outside the task's workspace");
+    const end = events.find((e) => e.type === "tool_end" && e.tool?.name === "read");
+    expect(end?.tool?.status).toBe("error");
   }, 90_000);
 
   it("writes what the model stores with station_kv_set to the agent-context bucket", async () => {

@@ -2,7 +2,8 @@
 // provider or agent OpenCode does not have ends at once with an error that says what is available,
 // without OpenCode's stack traces; and a long turn does not pile up abort listeners while it polls.
 import { getEventListeners } from "node:events";
-import { rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EventDraft, TaskInput } from "@station-coding/protocol";
@@ -12,12 +13,15 @@ import type { OpenCodeDriver } from "@station-coding/worker";
 import { startOpenCode } from "./support/opencode-env.js";
 
 let oc: Awaited<ReturnType<typeof startOpenCode>>;
+let root: string;
 let dir: string;
 const logs: string[] = [];
 const logger = pino({ level: "debug" }, { write: (line: string) => void logs.push(line) });
 
 beforeAll(async () => {
-  dir = await tempDir("oc-prompt");
+  root = await tempDir("oc-prompt");
+  dir = join(root, "ws");
+  await mkdir(dir);
   oc = await startOpenCode(
     [
       { name: "slow", match: "take your time", steps: [{ delayMs: 1_500, text: "took my time" }] },
@@ -26,6 +30,7 @@ beforeAll(async () => {
     {
       pollInterval: 20,
       logger,
+      workspaceRoot: root,
       // An agent whose configured model does not exist: OpenCode fails the turn before any model step.
       server: { config: { agent: { broken: { mode: "primary", model: "fake/missing-model" } } } },
     },
@@ -33,7 +38,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   await oc?.close();
-  await rm(dir, { recursive: true, force: true });
+  await rm(root, { recursive: true, force: true });
 });
 
 /** Opens a session for `input` and runs its prompt, collecting the events it emits. */

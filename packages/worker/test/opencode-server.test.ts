@@ -48,7 +48,10 @@ describe("managed and external OpenCode", () => {
     const dir = await tempDir("oc-config");
     const file = join(dir, "opencode.json");
     await writeFile(file, JSON.stringify(fakeProviderConfig(model.url)));
-    const driver = await OpenCodeDriver.start({ server: { configFile: file } });
+    const driver = await OpenCodeDriver.start({
+      server: { configFile: file },
+      workspaceRoot: env.workspaceDir,
+    });
     closers.push(() => driver.close());
     await startWorker(env, driver);
     await publishTask(env, { taskID: "cfg", prompt: "create hello here" });
@@ -75,24 +78,39 @@ describe("managed and external OpenCode", () => {
     );
   });
 
-  it("uses an existing opencode serve given by URL", async () => {
+  it("refuses an external opencode serve while the sandbox is on: it cannot confine it", async () => {
+    await expect(
+      OpenCodeDriver.start({ url: "http://127.0.0.1:9", workspaceRoot: env.workspaceDir }),
+    ).rejects.toThrow(
+      /opencode url http:\/\/127\.0\.0\.1:9: the sandbox confines only the opencode serve the worker starts/,
+    );
+  });
+
+  // An external server is unconfined by definition: this test is about sandbox: off.
+  it("uses an existing opencode serve given by URL (sandbox off), and says so in the result", async () => {
+    const password = "external-password-1234";
     const external = await OpenCodeServer.start({
       config: fakeProviderConfig(model.url),
+      password,
       logger: pino({ level: "silent" }),
     });
     closers.push(() => external.stop());
-    const driver = await OpenCodeDriver.start({ url: external.url });
+    const driver = await OpenCodeDriver.start({ url: external.url, password, sandbox: { mode: "off" } });
     closers.push(() => driver.close());
     expect(driver.managedServer).toBeUndefined();
     await startWorker(env, driver);
     await publishTask(env, { taskID: "ext", prompt: "create hello again" });
     const result = await waitResult(env, "ext", 60_000);
     expect(result.status).toBe("completed");
+    expect(result.sandbox).toBe("off");
     expect(result.metrics.toolCalls).toBe(1);
   }, 90_000);
 
   it("restarts a managed OpenCode that died; the task in flight fails retryably and is run again", async () => {
-    const driver = await OpenCodeDriver.start({ server: { config: fakeProviderConfig(model.url) } });
+    const driver = await OpenCodeDriver.start({
+      server: { config: fakeProviderConfig(model.url) },
+      workspaceRoot: env.workspaceDir,
+    });
     closers.push(() => driver.close());
     await startWorker(env, driver, { retryDelay: 100 });
     await publishTask(env, { taskID: "phoenix", prompt: "pause then answer" });

@@ -40,8 +40,8 @@ let second: Awaited<ReturnType<typeof startOpenCode>>;
 beforeAll(async () => {
   env = await startEnv();
   // Two workers, each with its own OpenCode and its own private storage.
-  first = await startOpenCode(scenarios);
-  second = await startOpenCode(scenarios);
+  first = await startOpenCode(scenarios, { workspaceRoot: env.workspaceDir });
+  second = await startOpenCode(scenarios, { workspaceRoot: env.workspaceDir });
 }, 60_000);
 afterAll(async () => {
   await env?.close();

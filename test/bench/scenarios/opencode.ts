@@ -75,7 +75,7 @@ async function phases(env: BenchEnv, dispatcher: CodingDispatcher, runs: SystemR
  * A new session and one blocking prompt, straight to opencode serve, in a fresh git repository
  * like the worker's workspaces (prepared before the clock starts).
  */
-async function directRun(url: string): Promise<number> {
+async function directRun(url: string, auth: Record<string, string>): Promise<number> {
   const dir = await tempDir("bench-oc-direct");
   try {
     await git("git", ["init", "--quiet", "--initial-branch=main"], { cwd: dir });
@@ -95,7 +95,7 @@ async function directRun(url: string): Promise<number> {
       { cwd: dir },
     );
     const query = `directory=${encodeURIComponent(dir)}`;
-    const json = { "content-type": "application/json" };
+    const json = { "content-type": "application/json", ...auth };
     const started = now();
     // A title, as the driver gives one: without it opencode asks the model for one in the background.
     const created = await fetch(`${url}/session?${query}`, {
@@ -132,16 +132,22 @@ export const opencode: Scenario = {
     const runs = ctx.quick ? 1 : 5;
     await using env = await BenchEnv.start();
     const started = now();
+    // The direct side talks to opencode serve with no station task behind its session, which the
+    // sandbox refuses: this scenario compares the system with OpenCode alone, both unconfined
+    // (scenario 9 measures the sandbox).
     const oc = await startOpenCode([createFileScenario({ match: "create hello" })], {
+      workspaceRoot: env.workspaceDir,
+      sandbox: { mode: "off" },
       logger: createLogger(new SecretRedactor([]), { destination: env.logs }),
     });
     env.defer(() => oc.close());
     const startup = now() - started;
+    const auth = oc.driver.managedServer?.authHeaders() ?? {};
     const dispatcher = await env.dispatcher();
     await env.worker({ driver: oc.driver, concurrency: 1 });
     if (!ctx.quick) {
       await systemRun(dispatcher);
-      await directRun(oc.driver.url);
+      await directRun(oc.driver.url, auth);
     }
 
     const ours: SystemRun[] = [];
@@ -149,7 +155,7 @@ export const opencode: Scenario = {
     for (let round = 0; round < runs; round += 1) {
       const pair = [
         async () => ours.push(await systemRun(dispatcher)),
-        async () => base.push(await directRun(oc.driver.url)),
+        async () => base.push(await directRun(oc.driver.url, auth)),
       ];
       for (const run of round % 2 === 0 ? pair : pair.reverse()) await run();
     }

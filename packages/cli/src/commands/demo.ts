@@ -187,7 +187,10 @@ async function runDemo(flags: DemoFlags, cleanup: Cleanup, interrupt: AbortSigna
   // give it a TMPDIR inside the demo's temp dir, which goes at the end.
   const opencodeTmp = join(tmp, "opencode-tmp");
   await mkdir(opencodeTmp);
+  const workspaceDir = join(tmp, "workspaces");
+  await mkdir(workspaceDir);
   const driver = await OpenCodeDriver.start({
+    workspaceRoot: workspaceDir,
     server: { env: { TMPDIR: opencodeTmp }, ...(opencodeConfig ? { config: opencodeConfig } : {}) },
     logger: createLogger(redactor, { name: "station-coding-opencode", level, destination: logDestination }),
   });
@@ -207,8 +210,6 @@ async function runDemo(flags: DemoFlags, cleanup: Cleanup, interrupt: AbortSigna
     },
   });
   interrupt.throwIfAborted();
-  const workspaceDir = join(tmp, "workspaces");
-  await mkdir(workspaceDir);
   const worker = await CodingWorker.start({
     driver,
     servers,

@@ -28,6 +28,9 @@ interface WorkerFlags extends CommonFlags {
   allowedGitHosts?: string;
   orgCreds?: string;
   resultSigningKey?: string;
+  sandbox?: string;
+  sandboxNetwork?: string;
+  sandboxAllowedHosts?: string;
 }
 
 /** A boolean environment variable: 1/true/yes on, 0/false/no off, unset or empty: undefined. */
@@ -116,6 +119,22 @@ export function registerWorker(program: Command, run: Run): void {
       "--result-signing-key <file>",
       "user nkey seed that signs results when the NATS credentials hold none (user/password, token)",
     )
+    .addOption(
+      new Option("--sandbox <mode>", "run the agent's tools in the OS sandbox (on) or unconfined (off)")
+        .choices(["on", "off"])
+        .env("STATION_SANDBOX"),
+    )
+    .addOption(
+      new Option("--sandbox-network <policy>", "network access of the agent's tools")
+        .choices(["allow", "deny", "allowlist"])
+        .env("STATION_SANDBOX_NETWORK"),
+    )
+    .addOption(
+      new Option(
+        "--sandbox-allowed-hosts <hosts>",
+        "comma-separated hosts tools may reach with --sandbox-network allowlist",
+      ).env("STATION_SANDBOX_ALLOWED_HOSTS"),
+    )
     .action((flags: WorkerFlags, cmd: Command) =>
       run(async () => {
         const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
@@ -175,8 +194,29 @@ export function registerWorker(program: Command, run: Run): void {
           ...(allowHttp !== undefined ? { allowHttp } : {}),
           ...(allowedHosts ? { allowedHosts } : {}),
         };
+        const sandboxConfig = conn.config?.coding.sandbox;
+        const sandboxFile = typeof sandboxConfig === "string" ? { mode: sandboxConfig } : sandboxConfig;
+        const sandbox = {
+          ...((flags.sandbox ?? sandboxFile?.mode)
+            ? { mode: (flags.sandbox ?? sandboxFile?.mode) as "on" | "off" }
+            : {}),
+          ...((flags.sandboxNetwork ?? sandboxFile?.network)
+            ? { network: (flags.sandboxNetwork ?? sandboxFile?.network) as "allow" | "deny" | "allowlist" }
+            : {}),
+          ...((flags.sandboxAllowedHosts ?? sandboxFile?.allowed_hosts)
+            ? {
+                allowedHosts:
+                  flags.sandboxAllowedHosts?.split(",").map((h) => h.trim()) ??
+                  sandboxFile?.allowed_hosts ??
+                  [],
+              }
+            : {}),
+          ...(sandboxFile?.read_only_paths ? { readOnlyPaths: sandboxFile.read_only_paths } : {}),
+        };
         // Flags are checked before OpenCode starts, so a typo never leaves a server behind.
         const driver = await OpenCodeDriver.start({
+          sandbox,
+          ...(workspaceDir ? { workspaceRoot: workspaceDir } : {}),
           ...(flags.opencodeUrl ? { url: flags.opencodeUrl } : {}),
           ...(flags.opencodePassword ? { password: flags.opencodePassword } : {}),
           ...(opencodeConfig ? { server: { configFile: opencodeConfig } } : {}),
@@ -211,8 +251,13 @@ export function registerWorker(program: Command, run: Run): void {
           throw err;
         }
         const stopped = new Promise<void>((resolve) => worker.handleSignals(resolve));
+        const confined = driver.sandbox.mode === "on";
         process.stderr.write(
-          `station-coding worker ${worker.workerID} running (opencode at ${driver.url})\n`,
+          `station-coding worker ${worker.workerID} running (opencode at ${driver.url}; ${
+            confined
+              ? `sandbox on, network ${sandbox.network ?? "allow"}`
+              : "SANDBOX OFF: the agent's tools run unconfined, and every result says sandbox: off"
+          })\n`,
         );
         await stopped;
         return 0;

@@ -21,10 +21,13 @@ export function fakeProviderConfig(baseURL: string): Record<string, unknown> {
   };
 }
 
-/** Starts the scripted model server and an OpenCode driver (managed server) that uses it. */
+/**
+ * Starts the scripted model server and an OpenCode driver (managed server, sandbox on unless
+ * `options.sandbox` says otherwise) that uses it; `workspaceRoot` must hold the worker's workspaces.
+ */
 export async function startOpenCode(
   scenarios: Scenario[],
-  options: Partial<OpenCodeDriverOptions> = {},
+  options: Partial<OpenCodeDriverOptions> & { workspaceRoot: string },
 ): Promise<{ model: ScriptedModelServer; driver: OpenCodeDriver; close(): Promise<void> }> {
   const model = await ScriptedModelServer.start({ scenarios });
   const driver = await OpenCodeDriver.start({
