@@ -79,6 +79,8 @@ function attacks(): ScriptedToolCall[][] {
       bash("hardlink", `ln ${o}/sentinel.txt hard.txt && echo ${MARK} >> hard.txt`),
       bash("symlink-shell", `ln -s ${o}/sentinel.txt link.txt && echo ${MARK} >> link.txt`),
       bash("dirlink", `ln -s ${o} outdir && ls outdir/`),
+      // Allowed: a link to the workspace itself; climbing out through it is what must fail.
+      bash("selflink", "ln -s . self"),
       bash("other-task", `echo ${MARK} > ${otherTask}/planted.txt`),
       bash("other-task-read", `sh -c 'cat ${otherTask}/secret.txt'`),
       bash("other-org-read", `sh -c 'cat ${otherOrg}/secret.txt'`),
@@ -119,6 +121,11 @@ function attacks(): ScriptedToolCall[][] {
       tool("write-symlink", "write", (ctx) => ({ filePath: `${ws(ctx)}/link.txt`, content: MARK })),
       tool("write-dirlink", "write", (ctx) => ({ filePath: `${ws(ctx)}/outdir/new.txt`, content: MARK })),
       tool("write-other-task", "write", () => ({ filePath: `${otherTask}/planted.txt`, content: MARK })),
+      // Lexically inside (…/hostile/other-task/…), physically the parent of the workspace.
+      tool("write-dotdot", "write", (ctx) => ({
+        filePath: `${ws(ctx)}/self/../other-task/dotdot.txt`,
+        content: MARK,
+      })),
       tool("edit-other-task", "edit", () => ({
         filePath: `${otherTask}/secret.txt`,
         oldString: "other task",
@@ -220,7 +227,7 @@ describe("the sandbox against a hostile agent", () => {
     const ids = attacks()
       .flat()
       .map((c) => c.id!)
-      .filter((id) => id !== "legit" && id !== "tmp");
+      .filter((id) => id !== "legit" && id !== "tmp" && id !== "selflink");
     for (const id of ids) {
       const end = ends.get(id);
       expect(end, `tool_end of ${id}`).toBeDefined();
@@ -229,6 +236,7 @@ describe("the sandbox against a hostile agent", () => {
     }
     expect(ends.get("legit")?.status).toBe("completed");
     expect(ends.get("tmp")?.exitCode).toBe(0);
+    expect(ends.get("selflink")?.exitCode).toBe(0);
     expect(ends.get("nats")?.output).toContain("ERR ECONNREFUSED");
     expect(ends.get("bridge")?.output).toContain("ERR ECONNREFUSED");
     expect(ends.get("proxy-loopback")?.output).toMatch(/403/);
