@@ -13,6 +13,9 @@ async function post(name, sessionID, args) {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify({ tool: name, sessionID, args }),
+    // The sandbox check answers once the call holds its workspace, which can take as long as a
+    // bash call runs: no client-side time limit (Bun's fetch would give up after 5 minutes).
+    timeout: false,
   });
   const body = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
   return { status: res.status, body };
@@ -78,7 +81,10 @@ export const StationTools = async ({ client }) => ({
  * Hooks of the sandbox. `shell.env` tells the sandboxing shell which workspace the calling
  * session's task owns (the shell refuses to run without it); `tool.execute.before` has the worker
  * check every tool call (file paths after symbolic links, webfetch against the network policy)
- * and turns a refusal into the tool's error, which the agent sees. Both fail closed.
+ * and turns a refusal into the tool's error, which the agent sees. Both fail closed. The worker
+ * answers the check once the call holds its workspace (bash alone, file tools together), and
+ * `tool.execute.after` lets go of it; for calls that throw, the worker sees them end on OpenCode's
+ * event stream instead.
  */
 function sandboxHooks(client) {
   return {
@@ -93,10 +99,18 @@ function sandboxHooks(client) {
       const { status, body } = await post("station_sandbox_check", task.id, {
         tool: input.tool,
         callID: input.callID,
+        session: input.sessionID,
         args: output.args,
       });
       if (status !== 200) throw new Error(`station sandbox: ${input.tool} refused: ${body.error ?? status}`);
       if (body.refusal) throw new Error(body.refusal);
+    },
+    "tool.execute.after": async (input) => {
+      // Not awaited: letting go late is safe, and the tool's answer need not wait for it.
+      post("station_sandbox_release", input.sessionID, {
+        session: input.sessionID,
+        callID: input.callID,
+      }).catch(() => undefined);
     },
   };
 }

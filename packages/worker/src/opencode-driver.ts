@@ -32,8 +32,9 @@ import { resolveSandbox } from "./sandbox.js";
 import type { ResolvedSandbox, SandboxOptions } from "./sandbox.js";
 import { NetworkGate, SandboxProxy } from "./sandbox-network.js";
 import { StationToolsBridge } from "./station-tools-bridge.js";
-import type { ToolScope } from "./station-tools-bridge.js";
+import type { GuardedCall, ToolScope } from "./station-tools-bridge.js";
 import { checkToolCall, toolPaths } from "./tool-guard.js";
+import { WorkspaceExclusion, holdKey } from "./workspace-exclusion.js";
 
 const run = promisify(execFile);
 
@@ -121,6 +122,7 @@ export class OpenCodeDriver implements AgentDriver {
     private readonly workspaceRoot: string,
     private readonly proxy: SandboxProxy | undefined,
     private readonly runDir: string | undefined,
+    private readonly exclusion: WorkspaceExclusion,
   ) {
     this.client = this.makeClient();
   }
@@ -155,11 +157,23 @@ export class OpenCodeDriver implements AgentDriver {
     }
     const scopes = new Map<string, ToolScope>();
     const turns = new Map<string, Turn>();
-    // A refusal of the sandbox is a decision like a permission prompt's: the agent sees it as the
-    // tool's error, and the task's client sees it as a permission event.
+    const exclusion = new WorkspaceExclusion();
+    // The check runs inside the call's hold on its workspace, so the path it approves is the path
+    // OpenCode opens. A refusal of the sandbox is a decision like a permission prompt's: the agent
+    // sees it as the tool's error, and the task's client sees it as a permission event.
     const guard = gate
-      ? async (scope: ToolScope, tool: string, args: Record<string, unknown>, callID: string) => {
-          const refusal = await checkToolCall(tool, args, scope.workspace, gate);
+      ? async (scope: ToolScope, tool: string, args: Record<string, unknown>, call: GuardedCall) => {
+          const { callID } = call;
+          const refusal = await exclusion.guard(
+            tool,
+            {
+              workspace: scope.workspace,
+              owner: scope.opencodeID,
+              key: holdKey(call.sessionID, callID),
+              signal: call.signal,
+            },
+            () => checkToolCall(tool, args, scope.workspace, gate),
+          );
           if (refusal !== undefined) {
             turns.get(scope.opencodeID)?.emit({
               type: "permission",
@@ -177,7 +191,13 @@ export class OpenCodeDriver implements AgentDriver {
           return refusal;
         }
       : undefined;
-    const bridge = new StationToolsBridge((id) => scopes.get(id), logger, undefined, guard);
+    const bridge = new StationToolsBridge(
+      (id) => scopes.get(id),
+      logger,
+      undefined,
+      guard,
+      (sessionID, callID) => exclusion.release(holdKey(sessionID, callID)),
+    );
     await bridge.start();
     let server: OpenCodeServer | undefined;
     let url = options.url;
@@ -222,6 +242,7 @@ export class OpenCodeDriver implements AgentDriver {
       workspaceRoot,
       proxy,
       runDir,
+      exclusion,
     );
     server?.onRestart((next) => {
       driver.switchServer(next);
@@ -333,6 +354,7 @@ export class OpenCodeDriver implements AgentDriver {
       (p.part as { sessionID?: string } | undefined)?.sessionID ??
       (p.info as { sessionID?: string } | undefined)?.sessionID;
     if (!sessionID) return;
+    if (event.type === "message.part.updated") this.releaseFinishedTool(event);
     const turn = this.turns.get(sessionID);
     if (!turn) return;
     switch (event.type) {
@@ -356,6 +378,27 @@ export class OpenCodeDriver implements AgentDriver {
         this.traceTool(turn, event);
         turn.mapper.handle(event);
     }
+  }
+
+  /**
+   * Ends a tool call's hold on its workspace once OpenCode reports it over, including calls that
+   * threw (the plugin's `tool.execute.after` does not run for those) and subagents' calls. Not a
+   * call that an abort cut short (`interrupted`): OpenCode reports those over while they may still
+   * run, so they keep their hold until their task ends.
+   */
+  private releaseFinishedTool(event: OpenCodeEvent): void {
+    const part = event.properties.part as
+      | {
+          type?: string;
+          sessionID?: string;
+          callID?: string;
+          state?: { status?: string; metadata?: { interrupted?: boolean } };
+        }
+      | undefined;
+    if (part?.type !== "tool" || !part.sessionID || !part.callID) return;
+    const status = part.state?.status;
+    const over = status === "completed" || (status === "error" && part.state?.metadata?.interrupted !== true);
+    if (over) this.exclusion.release(holdKey(part.sessionID, part.callID));
   }
 
   /** Per-tool child spans with the tool's own start and end times. */
@@ -547,6 +590,9 @@ export class OpenCodeDriver implements AgentDriver {
     } finally {
       this.turns.delete(sessionID);
       this.scopes.delete(sessionID);
+      // After the turn (and any abort) is over: holds its calls never released, and requests
+      // still waiting, of this session and its subagents.
+      this.exclusion.releaseOwner(sessionID);
       for (const span of turn.tools.values()) span.end();
     }
   }
@@ -726,6 +772,7 @@ export class OpenCodeDriver implements AgentDriver {
   }
 
   async close(): Promise<void> {
+    this.exclusion.close();
     this.stopEvents.abort();
     await this.eventLoop?.catch(() => undefined);
     await this.server?.stop();
