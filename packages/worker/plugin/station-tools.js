@@ -91,6 +91,9 @@ function sandboxHooks(client) {
     "shell.env": async (input, output) => {
       const task = await taskOf(client, input.sessionID).catch(() => undefined);
       if (task) output.env.STATION_SANDBOX_WORKSPACE = task.workspace;
+      // Names the call on its sandbox's command line, where the worker finds what still runs of it.
+      if (input.callID)
+        output.env.STATION_SANDBOX_CALL = Buffer.from(`${input.sessionID}/${input.callID}`).toString("hex");
     },
     "tool.execute.before": async (input, output) => {
       const task = await taskOf(client, input.sessionID).catch(() => undefined);

@@ -34,7 +34,8 @@ import { NetworkGate, SandboxProxy } from "./sandbox-network.js";
 import { StationToolsBridge } from "./station-tools-bridge.js";
 import type { GuardedCall, ToolScope } from "./station-tools-bridge.js";
 import { checkToolCall, toolPaths } from "./tool-guard.js";
-import { WorkspaceExclusion, holdKey } from "./workspace-exclusion.js";
+import { callMarker, killCallProcesses } from "./tool-processes.js";
+import { WorkspaceExclusion, holdKey, parseHoldKey } from "./workspace-exclusion.js";
 
 const run = promisify(execFile);
 
@@ -267,6 +268,19 @@ export class OpenCodeDriver implements AgentDriver {
     return this.resolvedSandbox.mode === "on"
       ? { mode: "on", workspaceRoot: this.workspaceRoot }
       : { mode: "off" };
+  }
+
+  async holdWorkspace<T>(
+    directory: string,
+    work: () => Promise<T>,
+    options: { signal?: AbortSignal; maxWait?: number } = {},
+  ): Promise<T> {
+    return this.exclusion.exclusively(directory, work, options);
+  }
+
+  /** The holds and waiting requests on a workspace (its real path), for diagnostics and tests. */
+  workspaceHolds(directory: string): ReturnType<WorkspaceExclusion["state"]> {
+    return this.exclusion.state(directory);
   }
 
   /** Whether the event subscription is connected. */
@@ -578,6 +592,9 @@ export class OpenCodeDriver implements AgentDriver {
           else signal.addEventListener("abort", done, { once: true });
         });
         if (signal.aborted) {
+          // Before OpenCode stops the running calls (which lets go of their holds): calls still
+          // waiting for the workspace would otherwise run after the task was cancelled.
+          this.exclusion.abandonWaiting(sessionID);
           await this.abort(sessionID, directory);
           throw signal.reason;
         }
@@ -590,11 +607,32 @@ export class OpenCodeDriver implements AgentDriver {
     } finally {
       this.turns.delete(sessionID);
       this.scopes.delete(sessionID);
-      // After the turn (and any abort) is over: holds its calls never released, and requests
-      // still waiting, of this session and its subagents.
-      this.exclusion.releaseOwner(sessionID);
+      await this.endHolds(sessionID, request.logger);
       for (const span of turn.tools.values()) span.end();
     }
+  }
+
+  /**
+   * After the turn (and any abort) is over, ends what its calls and its subagents' still hold:
+   * requests still waiting are abandoned, and a bash call still holding its workspace (one an
+   * abort cut short, which OpenCode reports over before its command is dead) has whatever still
+   * runs of its sandbox killed first. A sandbox that will not die keeps its hold: the workspace
+   * stays closed to other tool calls rather than open to a command that can swap its links.
+   */
+  private async endHolds(owner: string, log: Logger): Promise<void> {
+    this.exclusion.abandonWaiting(owner);
+    for (const key of this.exclusion.held(owner, "exclusive")) {
+      const { sessionID, callID } = parseHoldKey(key);
+      try {
+        const killed = await killCallProcesses(callMarker(sessionID, callID));
+        if (killed > 0)
+          log.warn({ callID, killed }, "killed the sandbox of a bash call OpenCode left running");
+        this.exclusion.release(key);
+      } catch (err) {
+        log.error({ err, callID }, "a bash call's sandbox would not die; its workspace stays held");
+      }
+    }
+    for (const key of this.exclusion.held(owner, "shared")) this.exclusion.release(key);
   }
 
   private orgOf(task: ResolvedTask): string | undefined {

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { toolPaths } from "./tool-guard.js";
@@ -22,6 +23,12 @@ export function toolHoldMode(tool: string): HoldMode | undefined {
 /** The key of one tool call's hold: the session that made the call, and its call id. */
 export function holdKey(sessionID: string, callID: string): string {
   return `${sessionID}\u0000${callID}`;
+}
+
+/** The session and call id of a {@link holdKey}. */
+export function parseHoldKey(key: string): { sessionID: string; callID: string } {
+  const at = key.indexOf("\u0000");
+  return { sessionID: key.slice(0, at), callID: key.slice(at + 1) };
 }
 
 /** What a tool call asks for. */
@@ -158,6 +165,39 @@ export class WorkspaceExclusion {
     return refusal;
   }
 
+  /**
+   * Runs `work` holding `workspace` alone (the worker's own git and file work there).
+   *
+   * @throws the signal's reason when it aborts first; HoldAbandonedError after `maxWait` ms or
+   *   when the exclusion closes.
+   */
+  async exclusively<T>(
+    workspace: string,
+    work: () => Promise<T>,
+    options: { signal?: AbortSignal; maxWait?: number } = {},
+  ): Promise<T> {
+    const key = `worker\u0000${randomUUID()}`;
+    const gaveUp = new AbortController();
+    const timer =
+      options.maxWait === undefined ? undefined : setTimeout(() => gaveUp.abort(), options.maxWait);
+    const signal = AbortSignal.any([gaveUp.signal, ...(options.signal ? [options.signal] : [])]);
+    try {
+      await this.acquire({ workspace, mode: "exclusive", owner: key, key, signal });
+    } catch (err) {
+      options.signal?.throwIfAborted();
+      if (gaveUp.signal.aborted)
+        throw new HoldAbandonedError(`${workspace} stayed busy with tool calls for ${options.maxWait} ms`);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    try {
+      return await work();
+    } finally {
+      this.release(key);
+    }
+  }
+
   /** Ends one call's hold (or abandons its waiting request). False when the key is unknown. */
   release(key: string): boolean {
     const entry = this.entries.get(key);
@@ -171,6 +211,20 @@ export class WorkspaceExclusion {
     const mine = [...this.entries.values()].filter((entry) => entry.owner === owner);
     this.drop(mine, "the task ended while this tool call waited for its workspace");
     return mine.length;
+  }
+
+  /** The keys of a task's granted holds of `mode`. */
+  held(owner: string, mode: HoldMode): string[] {
+    return [...this.entries.values()]
+      .filter((e) => e.owner === owner && e.state === "held" && e.mode === mode)
+      .map((e) => e.key);
+  }
+
+  /** Abandons a task's waiting requests (its holds stay until its calls end); returns how many. */
+  abandonWaiting(owner: string): number {
+    const waiting = [...this.entries.values()].filter((e) => e.owner === owner && e.state === "waiting");
+    this.drop(waiting, "the task was stopped while this tool call waited for its workspace");
+    return waiting.length;
   }
 
   /** Abandons every request and forgets every hold; later requests are refused. */

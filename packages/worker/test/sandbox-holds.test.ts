@@ -3,15 +3,17 @@
 // (its waiting calls abandoned too), and a subagent whose `task` call must not hold the workspace
 // its own calls need. Each test would hang, until the task's time limit, if its release were
 // missing: the task after it, or the next step, would wait for a hold nobody lets go of.
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uniqueName, waitFor } from "@station-coding/testkit";
 import type { Scenario, ScenarioContext, ScriptedToolCall } from "@station-coding/testkit";
+import type { TaskResult } from "@station-coding/protocol";
 import type { Env } from "./support/harness.js";
 import { eventsOf, publishTask, startEnv, startWorker, waitResult } from "./support/harness.js";
 import { startOpenCode } from "./support/opencode-env.js";
+import { callMarker } from "../src/tool-processes.js";
 
 const BEAT = uniqueName("beat");
 
@@ -61,21 +63,14 @@ const scenarios = (): Scenario[] => [
   {
     name: "stuck",
     match: "never ends",
-    // The read waits behind the bash call when the task ends.
-    steps: [
-      { toolCalls: [endless("forever"), call("queued-read", "read", (ctx) => ({ filePath: ws(ctx) }))] },
-    ],
-  },
-  {
-    name: "queued",
-    match: "wait your turn",
-    // Waits behind another task's bash call in the same workspace until this task ends.
+    // The write waits behind the bash call when the task is stopped.
     steps: [
       {
         toolCalls: [
+          endless("forever"),
           call("late-write", "write", (ctx) => ({
-            filePath: `${ws(ctx)}/late-${ctx.messages.length}-${Date.now()}.txt`,
-            content: "written after its task ended",
+            filePath: `${ws(ctx)}/late-${Date.now()}.txt`,
+            content: "written after its task was stopped",
           })),
         ],
       },
@@ -138,28 +133,34 @@ function processesNaming(mark: string): string[] {
   return found;
 }
 
-/** Starts a task whose bash call never ends (holding the workspace), and waits until it runs. */
-async function startStuck(taskID: string): Promise<void> {
-  await publishTask(env, { taskID, workspace: { name: "contended" }, prompt: "this never ends" });
+/**
+ * Starts a task whose bash call never ends and whose write waits behind it, and resolves once
+ * both are so.
+ */
+async function startStuck(taskID: string, timeout?: number): Promise<void> {
+  await publishTask(env, {
+    taskID,
+    workspace: { name: "contended" },
+    prompt: "this never ends",
+    ...(timeout ? { timeout } : {}),
+  });
   await waitFor(() => processesNaming(`${BEAT}-forever`).length > 0, {
     timeout: 30_000,
     message: "the endless bash call running",
   });
-}
-
-/** Starts a task whose write waits behind the stuck one's bash call, and waits until it waits. */
-async function startQueued(taskID: string, timeout?: number): Promise<void> {
-  await publishTask(env, {
-    taskID,
-    workspace: { name: "contended" },
-    prompt: "wait your turn",
-    ...(timeout ? { timeout } : {}),
-  });
-  await waitFor(
-    async () =>
-      (await eventsOf(env, taskID)).some((e) => e.type === "tool_start" && e.tool?.name === "write"),
-    { timeout: 30_000, message: "the write started (and waiting for the workspace)" },
+  // Its sandbox carries the call's marker, by which the worker would kill it if OpenCode did not.
+  const opencodeID = await waitFor(
+    async () => (await eventsOf(env, taskID)).find((e) => e.type === "session_created")?.session?.opencodeID,
+    { message: "the session" },
   );
+  await waitFor(() => processesNaming(callMarker(opencodeID, "forever")).length > 0, {
+    message: "the call's marker on its sandbox",
+  });
+  const contended = realpathSync(join(env.workspaceDir, "contended"));
+  await waitFor(() => oc.driver.workspaceHolds(contended).waiting.length > 0, {
+    timeout: 30_000,
+    message: "the write waiting for the workspace",
+  });
 }
 
 async function cancel(taskID: string): Promise<void> {
@@ -167,22 +168,20 @@ async function cancel(taskID: string): Promise<void> {
 }
 
 /**
- * Ends the stuck task, then runs the next one in the same workspace, which needs bash alone and
- * file tools in turn: it hangs if any hold was left behind. A write that waited for its turn
- * while its task ended must never have run: it was ahead of the next task in the queue.
+ * After the stuck task ended: its bash call's processes are gone, its write never ran (the result
+ * comes after changes are collected, which waits for any write still holding the workspace), and
+ * the next task in the same workspace, which needs bash alone and file tools in turn, completes:
+ * it would hang if any hold had been left behind.
  */
-async function expectWorkspaceFree(stuck: string, next: string): Promise<void> {
-  await cancel(stuck);
-  expect((await waitResult(env, stuck, 30_000)).status).toBe("cancelled");
-  // The bash call's processes died with it: releasing its hold cannot let a link swap go on.
+async function expectWorkspaceFree(stuck: TaskResult, next: string): Promise<void> {
   expect(processesNaming(`${BEAT}-forever`)).toEqual([]);
+  expect(readdirSync(stuck.workspace.path).filter((name) => name.startsWith("late-"))).toEqual([]);
   await publishTask(env, { taskID: next, workspace: { name: "contended" }, prompt: "next in line" });
   const result = await waitResult(env, next, 60_000);
   expect(result.status, JSON.stringify(result)).toBe("completed");
   const ends = await toolEnds(next);
   for (const id of ["next-bash", "next-write", "next-read"])
     expect(ends.get(id)?.status, id).toBe("completed");
-  expect(readdirSync(result.workspace.path).filter((name) => name.startsWith("late-"))).toEqual([]);
 }
 
 describe("a tool call's hold on its workspace", () => {
@@ -200,18 +199,43 @@ describe("a tool call's hold on its workspace", () => {
   }, 90_000);
 
   it("ends when the task is cancelled mid-tool, and its waiting calls never run", async () => {
-    await startStuck("holds-stuck-1");
-    await startQueued("holds-cancel");
+    await startStuck("holds-cancel");
     await cancel("holds-cancel");
-    expect((await waitResult(env, "holds-cancel", 30_000)).status).toBe("cancelled");
-    await expectWorkspaceFree("holds-stuck-1", "holds-after-cancel");
+    const result = await waitResult(env, "holds-cancel", 30_000);
+    expect(result.status).toBe("cancelled");
+    await expectWorkspaceFree(result, "holds-after-cancel");
   }, 120_000);
 
   it("ends when the task times out mid-tool, and its waiting calls never run", async () => {
-    await startStuck("holds-stuck-2");
-    await startQueued("holds-timeout", 5_000);
-    expect((await waitResult(env, "holds-timeout", 60_000)).status).toBe("timeout");
-    await expectWorkspaceFree("holds-stuck-2", "holds-after-timeout");
+    await startStuck("holds-timeout", 8_000);
+    const result = await waitResult(env, "holds-timeout", 60_000);
+    expect(result.status).toBe("timeout");
+    await expectWorkspaceFree(result, "holds-after-timeout");
+  }, 120_000);
+
+  it("holds the worker's own git back while another task's bash call runs in the workspace", async () => {
+    await startStuck("holds-stuck-3");
+    await publishTask(env, {
+      taskID: "holds-prepare",
+      workspace: { name: "contended" },
+      prompt: "next in line",
+    });
+    // Either its preparation waits for the bash call (a request of the worker's own in the
+    // queue), or, were there no hold, it ran beside it.
+    const contended = realpathSync(join(env.workspaceDir, "contended"));
+    await waitFor(
+      async () =>
+        oc.driver.workspaceHolds(contended).waiting.some((w) => w.key.startsWith("worker")) ||
+        (await eventsOf(env, "holds-prepare")).some((e) => e.type === "workspace_reused"),
+      { timeout: 30_000, message: "the second task's preparation waiting or done" },
+    );
+    const cancelledAt = Date.now();
+    await cancel("holds-stuck-3");
+    expect((await waitResult(env, "holds-stuck-3", 30_000)).status).toBe("cancelled");
+    const result = await waitResult(env, "holds-prepare", 60_000);
+    expect(result.status, JSON.stringify(result)).toBe("completed");
+    const prepared = (await eventsOf(env, "holds-prepare")).find((e) => e.type === "workspace_reused");
+    expect(Date.parse(prepared?.timestamp ?? "")).toBeGreaterThanOrEqual(cancelledAt);
   }, 120_000);
 
   it("is never taken by the task tool, whose subagent's calls hold the same workspace", async () => {

@@ -107,6 +107,17 @@ describe("WorkspaceExclusion", () => {
     expect(x.state(ws)).toEqual({ held: [{ key: "read-b", mode: "shared" }], waiting: [] });
   });
 
+  it("abandons a stopped task's waiting requests but keeps its holds until its calls end", async () => {
+    const x = new WorkspaceExclusion();
+    await x.acquire({ workspace: ws, mode: "exclusive", key: "bash-a", owner: "a" });
+    const readA = track(x, "read-a", "shared", { owner: "a" });
+    await vi.waitFor(() => expect(keys(x.state(ws).waiting)).toEqual(["read-a"]));
+    expect(x.abandonWaiting("a")).toBe(1);
+    await readA.done;
+    expect(String(readA.seen.error)).toContain("the task was stopped");
+    expect(keys(x.state(ws).held)).toEqual(["bash-a"]);
+  });
+
   it("gives up a waiting request whose caller went away, and lets the queue move on", async () => {
     const x = new WorkspaceExclusion();
     await x.acquire({ workspace: ws, mode: "shared", key: "r", owner: "t" });
@@ -180,6 +191,46 @@ describe("WorkspaceExclusion.guard", () => {
     expect(await refusal).toBe(
       "station sandbox: read refused: the task ended while this tool call waited for its workspace",
     );
+  });
+});
+
+describe("WorkspaceExclusion.exclusively", () => {
+  it("runs the worker's work once tool calls are done, alone, and lets go even when it throws", async () => {
+    const x = new WorkspaceExclusion();
+    await x.acquire({ workspace: ws, mode: "shared", key: "read", owner: "t" });
+    let during: string[] = [];
+    const work = x.exclusively(ws, async () => {
+      during = keys(x.state(ws).held);
+      return 42;
+    });
+    await vi.waitFor(() => expect(x.state(ws).waiting).toHaveLength(1));
+    x.release("read");
+    expect(await work).toBe(42);
+    expect(during).toHaveLength(1);
+    expect(during[0]).toMatch(/^worker/);
+    await expect(
+      x.exclusively(ws, async () => {
+        throw new Error("git failed");
+      }),
+    ).rejects.toThrow("git failed");
+    expect(x.state(ws)).toEqual({ held: [], waiting: [] });
+  });
+
+  it("gives up when its task aborts, or after maxWait, without running the work", async () => {
+    const x = new WorkspaceExclusion();
+    await x.acquire({ workspace: ws, mode: "exclusive", key: "bash", owner: "t" });
+    const cancelled = new AbortController();
+    let ran = false;
+    const aborted = x.exclusively(ws, async () => void (ran = true), { signal: cancelled.signal });
+    await vi.waitFor(() => expect(x.state(ws).waiting).toHaveLength(1));
+    cancelled.abort(new Error("task cancelled"));
+    await expect(aborted).rejects.toThrow("task cancelled");
+    await expect(x.exclusively(ws, async () => void (ran = true), { maxWait: 20 })).rejects.toThrow(
+      /stayed busy with tool calls for 20 ms/,
+    );
+    expect(ran).toBe(false);
+    expect(keys(x.state(ws).held)).toEqual(["bash"]);
+    expect(x.state(ws).waiting).toEqual([]);
   });
 });
 
