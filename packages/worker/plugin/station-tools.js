@@ -99,6 +99,16 @@ function sandboxHooks(client) {
       const task = await taskOf(client, input.sessionID).catch(() => undefined);
       if (!task)
         throw new Error(`station sandbox: ${input.tool} refused: no station task runs in this session`);
+      // The task tool resumes any session named by task_id (OpenCode does not check whose): only a
+      // subagent session of this task may be resumed, never another task's or another org's.
+      const resumed = input.tool === "task" ? output.args?.task_id : undefined;
+      if (resumed !== undefined && resumed !== "") {
+        const owner = await taskOf(client, String(resumed)).catch(() => undefined);
+        if (owner?.id !== task.id || String(resumed) === task.id)
+          throw new Error(
+            `station sandbox: task refused: task_id ${JSON.stringify(resumed)} is not a subagent session of this task`,
+          );
+      }
       const { status, body } = await post("station_sandbox_check", task.id, {
         tool: input.tool,
         callID: input.callID,
