@@ -135,8 +135,12 @@ export function toolPaths(tool: string, args: Record<string, unknown>): string[]
     case "apply_patch": {
       const text = typeof args.patchText === "string" ? args.patchText : "";
       const paths: string[] = [];
-      for (const m of text.matchAll(/^\*\*\* (?:Add|Update|Delete) File: (.+)$|^\*\*\* Move to: (.+)$/gm))
-        paths.push((m[1] ?? m[2] ?? "").trim());
+      // As OpenCode's parser reads them (a header, then the rest of the line trimmed: no space
+      // is needed after the colon), and with leading blanks too, in case a version allows them.
+      for (const m of text.matchAll(/^[ \t]*\*\*\* (?:(?:Add|Update|Delete) File|Move to):(.*)$/gm)) {
+        const path = (m[1] ?? "").trim();
+        if (path !== "") paths.push(path);
+      }
       return paths;
     }
     default:

@@ -85,6 +85,13 @@ describe("checkToolCall", () => {
     expect(await checkToolCall("glob", { pattern: "**" }, ws, undefined)).toBeUndefined();
     const patch = `*** Begin Patch\n*** Add File: ok.txt\n+x\n*** Update File: out/evil.txt\n*** End Patch`;
     expect(await checkToolCall("apply_patch", { patchText: patch }, ws, undefined)).toContain("out/evil.txt");
+    // OpenCode takes the rest of the header line, space or not, and a Move to: line the same way.
+    for (const header of ["*** Add File:out/x.txt", "*** Update File: ok.txt\n*** Move to:out/y.txt"]) {
+      const text = `*** Begin Patch\r\n${header}\r\n+x\r\n*** End Patch`;
+      expect(await checkToolCall("apply_patch", { patchText: text }, ws, undefined), header).toContain(
+        "outside the task's workspace",
+      );
+    }
     expect(await checkToolCall("bash", { command: "echo" }, ws, undefined)).toBeUndefined();
   });
 
