@@ -343,16 +343,18 @@ export class TaskRunner {
         task = { ...task, workspace: { ...task.workspace, name: known.value.workspaceName } };
       }
       // The worker's own git and file work in the workspace runs while no tool call runs there.
-      await this.exclusively(
+      workspace = await this.exclusively(
         this.d.workspaces.pathFor(task.workspace.name, this.d.names.org),
         async () => {
-          workspace = await this.d.workspaces.prepare(task, this.d.names.org, emit, signal);
+          const prepared = await this.d.workspaces.prepare(task, this.d.names.org, emit, signal);
+          // Known at once, so that a failure staging the inputs still releases it.
+          workspace = prepared;
           throwIfAborted(signal);
-          if (task.inputs?.length) await this.stageInputs(task, workspace);
+          if (task.inputs?.length) await this.stageInputs(task, prepared);
+          return prepared;
         },
         { signal },
       );
-      if (!workspace) throw new Error("workspace not prepared");
       const stored = task.session.continue ? known : undefined;
       const previous = stored?.value.opencodeID
         ? {
