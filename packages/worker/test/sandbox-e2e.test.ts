@@ -2,15 +2,16 @@
 // tries (shell redirections, interpreters, tee, cp, links, other workspaces, the worker's secrets
 // and services, planted git config) fails with an error the agent sees, nothing outside its
 // workspace changes, no secret shows up anywhere, and the task's legitimate write still lands.
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StreamEvent, TaskResult } from "@station-coding/protocol";
 import { tempDir, uniqueName } from "@station-coding/testkit";
-import type { Scenario, ScenarioContext, ScriptedToolCall } from "@station-coding/testkit";
+import type { Scenario, ScriptedToolCall } from "@station-coding/testkit";
 import type { Env } from "./support/harness.js";
 import { eventsOf, publishTask, startEnv, startWorker, waitResult } from "./support/harness.js";
+import { fileSnapshot, neighbours, toolCall, workdirOf } from "./support/hostile-agent.js";
 import { startOpenCode } from "./support/opencode-env.js";
 
 const SECRET_ENV = "SANDBOX_TEST_API_KEY";
@@ -26,38 +27,14 @@ let ports: { nats: number; opencode: number; bridge: number };
 /** An OpenCode session of another org's workspace, which the agent tries to resume as a subagent. */
 let otherSession: string;
 
-/** Every file under `dir` with its size and mtime, skipping `skip` (the task's own workspace). */
-function snapshot(dir: string, skip: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const entry of readdirSync(d, { withFileTypes: true })) {
-      const path = join(d, entry.name);
-      if (path === skip) continue;
-      if (entry.isDirectory()) walk(path);
-      else {
-        const st = statSync(path, { throwIfNoEntry: false });
-        out[path] = st
-          ? `${st.size}:${st.mtimeMs}:${entry.isFile() ? readFileSync(path, "utf8") : "link"}`
-          : "?";
-      }
-    }
-  };
-  walk(dir);
-  return out;
-}
-
 /** A bash call; a command given as a function is built when the model makes the call. */
 const bash = (id: string, command: string | (() => string)): ScriptedToolCall => ({
   id,
   name: "bash",
   arguments: () => ({ command: typeof command === "string" ? command : command(), description: id }),
 });
-const tool = (
-  id: string,
-  name: string,
-  args: (ctx: ScenarioContext) => Record<string, unknown>,
-): ScriptedToolCall => ({ id, name, arguments: args });
-const ws = (ctx: ScenarioContext) => ctx.workdir ?? "/nonexistent";
+const tool = toolCall;
+const ws = workdirOf;
 
 /** Attacks by id; every one must fail visibly. */
 function attacks(): ScriptedToolCall[][] {
@@ -167,12 +144,7 @@ beforeAll(async () => {
   env = await startEnv("acme", { monitor: true });
   outside = await tempDir("sandbox-outside");
   await writeFile(join(outside, "sentinel.txt"), "do not touch\n");
-  otherTask = join(env.workspaceDir, "acme", "other-task");
-  await mkdir(otherTask, { recursive: true });
-  await writeFile(join(otherTask, "secret.txt"), "other task secret\n");
-  otherOrg = join(env.workspaceDir, "globex", "their-ws");
-  await mkdir(otherOrg, { recursive: true });
-  await writeFile(join(otherOrg, "secret.txt"), "globex secret\n");
+  ({ otherTask, otherOrg } = await neighbours(env.workspaceDir));
   oc = await startOpenCode([hostileScenario()], { workspaceRoot: env.workspaceDir });
   const bridgeUrl = oc.driver.managedServer?.processEnv.STATION_TOOLS_URL ?? "";
   ports = {
@@ -206,7 +178,7 @@ describe("the sandbox against a hostile agent", () => {
   let before: Record<string, string>;
 
   beforeAll(async () => {
-    before = { ...snapshot(env.workspaceDir, ""), ...snapshot(outside, "") };
+    before = { ...fileSnapshot(env.workspaceDir, ""), ...fileSnapshot(outside, "") };
     await publishTask(env, {
       taskID: "hostile-1",
       workspace: { name: "hostile" },
@@ -224,7 +196,7 @@ describe("the sandbox against a hostile agent", () => {
   });
 
   it("creates or changes no file outside the workspace", () => {
-    const after = { ...snapshot(env.workspaceDir, result.workspace.path), ...snapshot(outside, "") };
+    const after = { ...fileSnapshot(env.workspaceDir, result.workspace.path), ...fileSnapshot(outside, "") };
     const beforeOutside = Object.fromEntries(
       Object.entries(before).filter(([path]) => !path.startsWith(`${result.workspace.path}/`)),
     );

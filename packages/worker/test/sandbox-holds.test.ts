@@ -8,21 +8,18 @@ import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uniqueName, waitFor } from "@station-coding/testkit";
-import type { Scenario, ScenarioContext, ScriptedToolCall } from "@station-coding/testkit";
+import type { Scenario, ScriptedToolCall } from "@station-coding/testkit";
 import type { TaskResult } from "@station-coding/protocol";
 import type { Env } from "./support/harness.js";
 import { eventsOf, publishTask, startEnv, startWorker, waitResult } from "./support/harness.js";
+import { toolCall, workdirOf } from "./support/hostile-agent.js";
 import { startOpenCode } from "./support/opencode-env.js";
 import { callMarker } from "../src/tool-processes.js";
 
 const BEAT = uniqueName("beat");
 
-const ws = (ctx: ScenarioContext) => ctx.workdir ?? "/nonexistent";
-const call = (
-  id: string,
-  name: string,
-  args: (ctx: ScenarioContext) => Record<string, unknown>,
-): ScriptedToolCall => ({ id, name, arguments: args });
+const ws = workdirOf;
+const call = toolCall;
 const bash = (id: string, command: string, extra: Record<string, unknown> = {}) =>
   call(id, "bash", () => ({ command, description: id, ...extra }));
 

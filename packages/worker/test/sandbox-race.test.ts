@@ -4,8 +4,7 @@
 // the server's /proc), while many write, read and edit calls go through those links in parallel.
 // Whatever the timing, nothing outside the workspace is created, changed or read, every attempt is
 // an error the agent sees, and the legitimate writes beside them land.
-import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync, readdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StreamEvent, TaskResult } from "@station-coding/protocol";
@@ -13,6 +12,7 @@ import { uniqueName } from "@station-coding/testkit";
 import type { Scenario, ScenarioContext, ScriptedToolCall } from "@station-coding/testkit";
 import type { Env } from "./support/harness.js";
 import { eventsOf, publishTask, startEnv, startWorker, waitResult } from "./support/harness.js";
+import { fileSnapshot, neighbours, toolCall, workdirOf } from "./support/hostile-agent.js";
 import { startOpenCode } from "./support/opencode-env.js";
 
 const MARK = uniqueName("raced");
@@ -71,12 +71,8 @@ const targets: Target[] = [
   },
 ];
 
-const ws = (ctx: ScenarioContext) => ctx.workdir ?? "/nonexistent";
-const call = (
-  id: string,
-  name: string,
-  args: (ctx: ScenarioContext) => Record<string, unknown>,
-): ScriptedToolCall => ({ id, name, arguments: args });
+const ws = workdirOf;
+const call = toolCall;
 
 /** Step 1: a decoy directory inside for every link, and the links, pointing outside. */
 function setup(): ScriptedToolCall {
@@ -164,24 +160,6 @@ function raceScenario(): Scenario {
   };
 }
 
-/** Every file under `dir` with its content, skipping `skip`. */
-function snapshot(dir: string, skip = ""): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const entry of readdirSync(d, { withFileTypes: true })) {
-      const path = join(d, entry.name);
-      if (path === skip) continue;
-      if (entry.isDirectory()) walk(path);
-      else if (entry.isFile()) {
-        const st = statSync(path);
-        out[path] = `${st.size}:${st.mtimeMs}:${readFileSync(path, "utf8")}`;
-      } else out[path] = "link";
-    }
-  };
-  walk(dir);
-  return out;
-}
-
 /** Every path under `dir` whose name contains `mark`. */
 function findMarked(dir: string, mark: string): string[] {
   const found: string[] = [];
@@ -198,12 +176,7 @@ function findMarked(dir: string, mark: string): string[] {
 
 beforeAll(async () => {
   env = await startEnv("acme");
-  otherTask = join(env.workspaceDir, "acme", "other-task");
-  await mkdir(otherTask, { recursive: true });
-  await writeFile(join(otherTask, "secret.txt"), "other task secret\n");
-  otherOrg = join(env.workspaceDir, "globex", "their-ws");
-  await mkdir(otherOrg, { recursive: true });
-  await writeFile(join(otherOrg, "secret.txt"), "globex secret\n");
+  ({ otherTask, otherOrg } = await neighbours(env.workspaceDir));
   oc = await startOpenCode([raceScenario()], { workspaceRoot: env.workspaceDir });
   dataDir = realpathSync(oc.driver.managedServer!.dataDir);
   await startWorker(env, oc.driver, { orgs: ["acme"], ackWait: 5_000 });
@@ -220,7 +193,7 @@ describe("a hostile agent racing the file tools' path check", () => {
   let workspace: string;
 
   beforeAll(async () => {
-    before = { ...snapshot(otherTask), ...snapshot(otherOrg) };
+    before = { ...fileSnapshot(otherTask), ...fileSnapshot(otherOrg) };
     await publishTask(env, { taskID: "race-1", workspace: { name: "racer" }, prompt: "race the check" });
     result = await waitResult(env, "race-1", 120_000);
     events = await eventsOf(env, "race-1");
@@ -240,7 +213,7 @@ describe("a hostile agent racing the file tools' path check", () => {
   });
 
   it("creates or changes no file outside the workspace", () => {
-    expect({ ...snapshot(otherTask), ...snapshot(otherOrg) }).toEqual(before);
+    expect({ ...fileSnapshot(otherTask), ...fileSnapshot(otherOrg) }).toEqual(before);
     expect(findMarked(env.workspaceDir, MARK).filter((p) => !p.startsWith(`${workspace}/`))).toEqual([]);
     expect(findMarked(dataDir, MARK)).toEqual([]);
   });
