@@ -13,6 +13,9 @@ async function post(name, sessionID, args) {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify({ tool: name, sessionID, args }),
+    // The sandbox check answers once the call holds its workspace, which can take as long as a
+    // bash call runs: no client-side time limit (Bun's fetch would give up after 5 minutes).
+    timeout: false,
   });
   const body = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
   return { status: res.status, body };
@@ -78,25 +81,49 @@ export const StationTools = async ({ client }) => ({
  * Hooks of the sandbox. `shell.env` tells the sandboxing shell which workspace the calling
  * session's task owns (the shell refuses to run without it); `tool.execute.before` has the worker
  * check every tool call (file paths after symbolic links, webfetch against the network policy)
- * and turns a refusal into the tool's error, which the agent sees. Both fail closed.
+ * and turns a refusal into the tool's error, which the agent sees. Both fail closed. The worker
+ * answers the check once the call holds its workspace (bash alone, file tools together), and
+ * `tool.execute.after` lets go of it; for calls that throw, the worker sees them end on OpenCode's
+ * event stream instead.
  */
 function sandboxHooks(client) {
   return {
     "shell.env": async (input, output) => {
       const task = await taskOf(client, input.sessionID).catch(() => undefined);
       if (task) output.env.STATION_SANDBOX_WORKSPACE = task.workspace;
+      // Names the call on its sandbox's command line, where the worker finds what still runs of it.
+      if (input.callID)
+        output.env.STATION_SANDBOX_CALL = Buffer.from(`${input.sessionID}/${input.callID}`).toString("hex");
     },
     "tool.execute.before": async (input, output) => {
       const task = await taskOf(client, input.sessionID).catch(() => undefined);
       if (!task)
         throw new Error(`station sandbox: ${input.tool} refused: no station task runs in this session`);
+      // The task tool resumes any session named by task_id (OpenCode does not check whose): only a
+      // subagent session of this task may be resumed, never another task's or another org's.
+      const resumed = input.tool === "task" ? output.args?.task_id : undefined;
+      if (resumed !== undefined && resumed !== "") {
+        const owner = await taskOf(client, String(resumed)).catch(() => undefined);
+        if (owner?.id !== task.id || String(resumed) === task.id)
+          throw new Error(
+            `station sandbox: task refused: task_id ${JSON.stringify(resumed)} is not a subagent session of this task`,
+          );
+      }
       const { status, body } = await post("station_sandbox_check", task.id, {
         tool: input.tool,
         callID: input.callID,
+        session: input.sessionID,
         args: output.args,
       });
       if (status !== 200) throw new Error(`station sandbox: ${input.tool} refused: ${body.error ?? status}`);
       if (body.refusal) throw new Error(body.refusal);
+    },
+    "tool.execute.after": async (input) => {
+      // Not awaited: letting go late is safe, and the tool's answer need not wait for it.
+      post("station_sandbox_release", input.sessionID, {
+        session: input.sessionID,
+        callID: input.callID,
+      }).catch(() => undefined);
     },
   };
 }

@@ -85,6 +85,17 @@ export interface AgentDriver {
    * Undefined for drivers that run no tools (the worker then reports nothing about it).
    */
   readonly sandbox?: { mode: "on" | "off"; workspaceRoot?: string };
+  /**
+   * Runs the worker's own work on a workspace (git, staged inputs, collecting changes) while no
+   * tool call of any task runs in it, so that a symbolic link an agent swaps meanwhile cannot
+   * redirect it. Rejects with the signal's reason when it aborts first, or a HoldAbandonedError
+   * after `maxWait` ms. Drivers without tools need not implement it.
+   */
+  holdWorkspace?<T>(
+    directory: string,
+    work: () => Promise<T>,
+    options?: { signal?: AbortSignal; maxWait?: number },
+  ): Promise<T>;
   /** Called once by the worker after it connected, before the first task. */
   attach?(runtime: DriverRuntime): void;
   /** Releases the driver's resources when the worker stops. */

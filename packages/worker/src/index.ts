@@ -60,7 +60,13 @@ export type { PermissionAsk, PermissionDecision, PermissionPolicy } from "./perm
 export type { ResolvedSandbox, ShellScriptOptions, SystemLayout } from "./sandbox.js";
 export type { NetworkDecision, Resolver } from "./sandbox-network.js";
 export type { RealPath } from "./tool-guard.js";
-export type { StationToolsHandler, ToolGuard, ToolScope } from "./station-tools-bridge.js";
+export type {
+  GuardedCall,
+  StationToolsHandler,
+  ToolGuard,
+  ToolRelease,
+  ToolScope,
+} from "./station-tools-bridge.js";
 export type { RunnerDeps, RunnerStats } from "./task-runner.js";
 export type { CollectChangesOptions, WorkspaceChanges } from "./changes.js";
 export type { GitCall, GitOutput, GitRunnerOptions } from "./git.js";

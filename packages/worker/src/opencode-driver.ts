@@ -32,8 +32,10 @@ import { resolveSandbox } from "./sandbox.js";
 import type { ResolvedSandbox, SandboxOptions } from "./sandbox.js";
 import { NetworkGate, SandboxProxy } from "./sandbox-network.js";
 import { StationToolsBridge } from "./station-tools-bridge.js";
-import type { ToolScope } from "./station-tools-bridge.js";
+import type { GuardedCall, ToolScope } from "./station-tools-bridge.js";
 import { checkToolCall, toolPaths } from "./tool-guard.js";
+import { callMarker, killCallProcesses } from "./tool-processes.js";
+import { WorkspaceExclusion, holdKey, parseHoldKey } from "./workspace-exclusion.js";
 
 const run = promisify(execFile);
 
@@ -121,6 +123,7 @@ export class OpenCodeDriver implements AgentDriver {
     private readonly workspaceRoot: string,
     private readonly proxy: SandboxProxy | undefined,
     private readonly runDir: string | undefined,
+    private readonly exclusion: WorkspaceExclusion,
   ) {
     this.client = this.makeClient();
   }
@@ -155,11 +158,23 @@ export class OpenCodeDriver implements AgentDriver {
     }
     const scopes = new Map<string, ToolScope>();
     const turns = new Map<string, Turn>();
-    // A refusal of the sandbox is a decision like a permission prompt's: the agent sees it as the
-    // tool's error, and the task's client sees it as a permission event.
+    const exclusion = new WorkspaceExclusion();
+    // The check runs inside the call's hold on its workspace, so the path it approves is the path
+    // OpenCode opens. A refusal of the sandbox is a decision like a permission prompt's: the agent
+    // sees it as the tool's error, and the task's client sees it as a permission event.
     const guard = gate
-      ? async (scope: ToolScope, tool: string, args: Record<string, unknown>, callID: string) => {
-          const refusal = await checkToolCall(tool, args, scope.workspace, gate);
+      ? async (scope: ToolScope, tool: string, args: Record<string, unknown>, call: GuardedCall) => {
+          const { callID } = call;
+          const refusal = await exclusion.guard(
+            tool,
+            {
+              workspace: scope.workspace,
+              owner: scope.opencodeID,
+              key: holdKey(call.sessionID, callID),
+              signal: call.signal,
+            },
+            () => checkToolCall(tool, args, scope.workspace, gate),
+          );
           if (refusal !== undefined) {
             turns.get(scope.opencodeID)?.emit({
               type: "permission",
@@ -177,7 +192,13 @@ export class OpenCodeDriver implements AgentDriver {
           return refusal;
         }
       : undefined;
-    const bridge = new StationToolsBridge((id) => scopes.get(id), logger, undefined, guard);
+    const bridge = new StationToolsBridge(
+      (id) => scopes.get(id),
+      logger,
+      undefined,
+      guard,
+      (sessionID, callID) => exclusion.release(holdKey(sessionID, callID)),
+    );
     await bridge.start();
     let server: OpenCodeServer | undefined;
     let url = options.url;
@@ -222,6 +243,7 @@ export class OpenCodeDriver implements AgentDriver {
       workspaceRoot,
       proxy,
       runDir,
+      exclusion,
     );
     server?.onRestart((next) => {
       driver.switchServer(next);
@@ -246,6 +268,19 @@ export class OpenCodeDriver implements AgentDriver {
     return this.resolvedSandbox.mode === "on"
       ? { mode: "on", workspaceRoot: this.workspaceRoot }
       : { mode: "off" };
+  }
+
+  async holdWorkspace<T>(
+    directory: string,
+    work: () => Promise<T>,
+    options: { signal?: AbortSignal; maxWait?: number } = {},
+  ): Promise<T> {
+    return this.exclusion.exclusively(directory, work, options);
+  }
+
+  /** The holds and waiting requests on a workspace (its real path), for diagnostics and tests. */
+  workspaceHolds(directory: string): ReturnType<WorkspaceExclusion["state"]> {
+    return this.exclusion.state(directory);
   }
 
   /** Whether the event subscription is connected. */
@@ -333,6 +368,7 @@ export class OpenCodeDriver implements AgentDriver {
       (p.part as { sessionID?: string } | undefined)?.sessionID ??
       (p.info as { sessionID?: string } | undefined)?.sessionID;
     if (!sessionID) return;
+    if (event.type === "message.part.updated") this.releaseFinishedTool(event);
     const turn = this.turns.get(sessionID);
     if (!turn) return;
     switch (event.type) {
@@ -356,6 +392,27 @@ export class OpenCodeDriver implements AgentDriver {
         this.traceTool(turn, event);
         turn.mapper.handle(event);
     }
+  }
+
+  /**
+   * Ends a tool call's hold on its workspace once OpenCode reports it over, including calls that
+   * threw (the plugin's `tool.execute.after` does not run for those) and subagents' calls. Not a
+   * call that an abort cut short (`interrupted`): OpenCode reports those over while they may still
+   * run, so they keep their hold until their task ends.
+   */
+  private releaseFinishedTool(event: OpenCodeEvent): void {
+    const part = event.properties.part as
+      | {
+          type?: string;
+          sessionID?: string;
+          callID?: string;
+          state?: { status?: string; metadata?: { interrupted?: boolean } };
+        }
+      | undefined;
+    if (part?.type !== "tool" || !part.sessionID || !part.callID) return;
+    const status = part.state?.status;
+    const over = status === "completed" || (status === "error" && part.state?.metadata?.interrupted !== true);
+    if (over) this.exclusion.release(holdKey(part.sessionID, part.callID));
   }
 
   /** Per-tool child spans with the tool's own start and end times. */
@@ -535,6 +592,9 @@ export class OpenCodeDriver implements AgentDriver {
           else signal.addEventListener("abort", done, { once: true });
         });
         if (signal.aborted) {
+          // Before OpenCode stops the running calls (which lets go of their holds): calls still
+          // waiting for the workspace would otherwise run after the task was cancelled.
+          this.exclusion.abandonWaiting(sessionID);
           await this.abort(sessionID, directory);
           throw signal.reason;
         }
@@ -547,8 +607,32 @@ export class OpenCodeDriver implements AgentDriver {
     } finally {
       this.turns.delete(sessionID);
       this.scopes.delete(sessionID);
+      await this.endHolds(sessionID, request.logger);
       for (const span of turn.tools.values()) span.end();
     }
+  }
+
+  /**
+   * After the turn (and any abort) is over, ends what its calls and its subagents' still hold:
+   * requests still waiting are abandoned, and a bash call still holding its workspace (one an
+   * abort cut short, which OpenCode reports over before its command is dead) has whatever still
+   * runs of its sandbox killed first. A sandbox that will not die keeps its hold: the workspace
+   * stays closed to other tool calls rather than open to a command that can swap its links.
+   */
+  private async endHolds(owner: string, log: Logger): Promise<void> {
+    this.exclusion.abandonWaiting(owner);
+    for (const key of this.exclusion.held(owner, "exclusive")) {
+      const { sessionID, callID } = parseHoldKey(key);
+      try {
+        const killed = await killCallProcesses(callMarker(sessionID, callID));
+        if (killed > 0)
+          log.warn({ callID, killed }, "killed the sandbox of a bash call OpenCode left running");
+        this.exclusion.release(key);
+      } catch (err) {
+        log.error({ err, callID }, "a bash call's sandbox would not die; its workspace stays held");
+      }
+    }
+    for (const key of this.exclusion.held(owner, "shared")) this.exclusion.release(key);
   }
 
   private orgOf(task: ResolvedTask): string | undefined {
@@ -726,6 +810,7 @@ export class OpenCodeDriver implements AgentDriver {
   }
 
   async close(): Promise<void> {
+    this.exclusion.close();
     this.stopEvents.abort();
     await this.eventLoop?.catch(() => undefined);
     await this.server?.stop();

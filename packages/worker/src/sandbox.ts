@@ -211,6 +211,13 @@ const TOOL_PROXY_SOCKET = "/run/station-proxy.sock";
 /** Environment variable through which the station plugin hands the task's workspace to the shell. */
 export const WORKSPACE_ENV = "STATION_SANDBOX_WORKSPACE";
 
+/**
+ * Environment variable through which the station plugin names the bash call a command belongs
+ * to (hex, see `callMarker`); the shell shows it on the sandbox's command line, where the worker
+ * finds the call's processes.
+ */
+export const CALL_ENV = "STATION_SANDBOX_CALL";
+
 /** Quotes one word for a POSIX shell. */
 export function shQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
@@ -278,12 +285,16 @@ real=$(realpath -e -- "$ws" 2>/dev/null) || die "workspace $ws does not exist"
 here=$(pwd -P 2>/dev/null) || here=$ws
 case "$here/" in "$ws"/*) ;; *) die "working directory $here is outside the task's workspace $ws; the command was not run" ;; esac
 cmd=$2
+call=\${${CALL_ENV}:-}
+case "$call" in *[!0-9a-f]*) call=invalid ;; esac
 set --
+# The call's marker goes on bwrap's command line (where the worker finds what still runs of the
+# call), not into the command's environment.
 # The directories above the workspace exist in the sandbox only as read-only mount points, so a
 # write beside the workspace fails instead of landing in the sandbox's scratch space.
 d=\${ws%/*}
 while [ -n "$d" ] && [ "$d" != /tmp ]; do set -- --perms 0555 --dir "$d" "$@"; d=\${d%/*}; done
-exec /usr/bin/env -i ${base.map(shQuote).join(" ")} "$@" --bind "$ws" "$ws" --remount-ro / --chdir "$here" -- ${command.map(shQuote).join(" ")} "$cmd"
+exec /usr/bin/env -i ${base.map(shQuote).join(" ")} "$@" --setenv ${CALL_ENV} "$call" --unsetenv ${CALL_ENV} --bind "$ws" "$ws" --remount-ro / --chdir "$here" -- ${command.map(shQuote).join(" ")} "$cmd"
 `;
 }
 

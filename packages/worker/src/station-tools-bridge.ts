@@ -22,13 +22,28 @@ export interface StationToolsHandler {
   sessionInfo(scope: ToolScope): Promise<Record<string, unknown>>;
 }
 
-/** Decides a tool call of the agent before OpenCode runs it: the refusal the agent sees, or undefined. */
+/** A tool call of the agent, as the station plugin reports it before OpenCode runs it. */
+export interface GuardedCall {
+  callID: string;
+  /** The session that made the call: the task's own, or a subagent's below it. */
+  sessionID: string;
+  /** Aborts when the plugin stops waiting for the answer (its connection closed). */
+  signal: AbortSignal;
+}
+
+/**
+ * Decides a tool call of the agent before OpenCode runs it: the refusal the agent sees, or
+ * undefined to let it run. It may wait (for the call's hold on its workspace) before answering.
+ */
 export type ToolGuard = (
   scope: ToolScope,
   tool: string,
   args: Record<string, unknown>,
-  callID: string,
+  call: GuardedCall,
 ) => Promise<string | undefined>;
+
+/** Ends what the guard holds for a tool call once OpenCode has run it (idempotent). */
+export type ToolRelease = (sessionID: string, callID: string) => void;
 
 /**
  * A loopback HTTP endpoint the station tools plugin inside OpenCode calls. It keeps NATS out of
@@ -36,7 +51,8 @@ export type ToolGuard = (
  * that runs in the calling session (the plugin cannot pick another org or agent).
  *
  * The plugin also asks it, for the sandbox, which workspace a session's task owns (its bash commands
- * are confined to it) and whether a tool call may run (`guard`).
+ * are confined to it), whether a tool call may run (`guard`, answered once the call holds its
+ * workspace), and says when a call has run (`release`).
  */
 export class StationToolsBridge {
   private server: Server | undefined;
@@ -48,6 +64,7 @@ export class StationToolsBridge {
     private readonly logger: Logger,
     private handler: StationToolsHandler | undefined = undefined,
     private readonly guard: ToolGuard | undefined = undefined,
+    private readonly release: ToolRelease | undefined = undefined,
   ) {}
 
   /** URL the plugin calls. */
@@ -89,17 +106,32 @@ export class StationToolsBridge {
         if (body.length > 1_000_000) return reply(413, { error: "request too large" });
       }
       const call = JSON.parse(body) as { tool?: string; sessionID?: string; args?: Record<string, unknown> };
+      const args = call.args ?? {};
+      const text = (value: unknown) => (typeof value === "string" ? value : "");
+      // Needs no task: a call may end after its task did (the release is then a no-op).
+      if (call.tool === "station_sandbox_release") {
+        this.release?.(text(args.session), text(args.callID));
+        return reply(200, {});
+      }
       const scope = call.sessionID ? this.scopeOf(call.sessionID) : undefined;
       if (!scope) return reply(404, { error: "no station task is running in this session" });
-      const args = call.args ?? {};
       switch (call.tool) {
         case "station_sandbox_scope":
           return reply(200, { workspace: scope.workspace });
         case "station_sandbox_check": {
-          const tool = typeof args.tool === "string" ? args.tool : "";
+          const gone = new AbortController();
+          res.once("close", () => {
+            if (!res.writableFinished) gone.abort();
+          });
+          const guarded: GuardedCall = {
+            callID: text(args.callID),
+            sessionID: text(args.session) || scope.opencodeID,
+            signal: gone.signal,
+          };
           const toolArgs = (args.args as Record<string, unknown> | undefined) ?? {};
-          const callID = typeof args.callID === "string" ? args.callID : "";
-          const refusal = this.guard ? await this.guard(scope, tool, toolArgs, callID) : undefined;
+          const refusal = this.guard
+            ? await this.guard(scope, text(args.tool), toolArgs, guarded)
+            : undefined;
           return reply(200, refusal !== undefined ? { refusal } : {});
         }
         default:

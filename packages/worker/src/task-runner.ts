@@ -342,9 +342,19 @@ export class TaskRunner {
         // Later tasks of a session act on the session's own workspace, wherever it was opened.
         task = { ...task, workspace: { ...task.workspace, name: known.value.workspaceName } };
       }
-      workspace = await this.d.workspaces.prepare(task, this.d.names.org, emit, signal);
-      throwIfAborted(signal);
-      if (task.inputs?.length) await this.stageInputs(task, workspace);
+      // The worker's own git and file work in the workspace runs while no tool call runs there.
+      workspace = await this.exclusively(
+        this.d.workspaces.pathFor(task.workspace.name, this.d.names.org),
+        async () => {
+          const prepared = await this.d.workspaces.prepare(task, this.d.names.org, emit, signal);
+          // Known at once, so that a failure staging the inputs still releases it.
+          workspace = prepared;
+          throwIfAborted(signal);
+          if (task.inputs?.length) await this.stageInputs(task, prepared);
+          return prepared;
+        },
+        { signal },
+      );
       const stored = task.session.continue ? known : undefined;
       const previous = stored?.value.opencodeID
         ? {
@@ -380,16 +390,28 @@ export class TaskRunner {
             : {}),
         });
       if (task.op === "commit") {
-        commit = await this.d.workspaces.commit(
-          workspace,
-          { message: task.commit?.message ?? "", all: task.commit?.all ?? true },
-          { emit, signal, logger: log },
+        const ws = workspace;
+        commit = await this.exclusively(
+          ws.path,
+          () =>
+            this.d.workspaces.commit(
+              ws,
+              { message: task.commit?.message ?? "", all: task.commit?.all ?? true },
+              { emit, signal, logger: log },
+            ),
+          { signal },
         );
       } else if (task.op === "push") {
-        pushed = await this.d.workspaces.push(
-          workspace,
-          { ...task.push, ...(task.workspace.git ? { git: task.workspace.git } : {}) },
-          { emit, signal, logger: log },
+        const ws = workspace;
+        pushed = await this.exclusively(
+          ws.path,
+          () =>
+            this.d.workspaces.push(
+              ws,
+              { ...task.push, ...(task.workspace.git ? { git: task.workspace.git } : {}) },
+              { emit, signal, logger: log },
+            ),
+          { signal },
         );
       } else if (task.op === "code") {
         emit({ type: "prompt_sent", content: task.prompt ?? "" });
@@ -894,7 +916,17 @@ export class TaskRunner {
     if (!workspace || task.op === "close") return { changes: undefined, artifacts };
     let changes: WorkspaceChanges | undefined;
     try {
-      changes = await this.d.workspaces.collectChanges(workspace);
+      // The task's own calls are over; another task's in the same workspace may still run. The
+      // lease is no longer renewed here, so the wait is short; past it the result has no changes.
+      const collected = await this.exclusively(
+        workspace.path,
+        async () => ({
+          changes: await this.d.workspaces.collectChanges(workspace),
+          snapshot: task.snapshot ? await this.d.workspaces.snapshot(workspace) : undefined,
+        }),
+        { maxWait: Math.floor(this.d.options.ackWait / 3) },
+      );
+      changes = collected.changes;
       if (changes.patch) {
         // A secret the agent wrote into a file must not reach the object store (tokens are ASCII, so
         // a latin1 round trip keeps every other byte as it was).
@@ -906,9 +938,9 @@ export class TaskRunner {
         artifacts.push(ref);
         emit({ type: "artifact", artifact: ref, content: `${changes.files.length} files changed` });
       }
-      if (task.snapshot) {
+      if (collected.snapshot) {
         const key = snapshotKey(task.session.name, new Date().toISOString().replace(/[:.]/g, "-"));
-        const ref = await this.putObject(key, await this.d.workspaces.snapshot(workspace), "snapshot");
+        const ref = await this.putObject(key, collected.snapshot, "snapshot");
         artifacts.push(ref);
         emit({ type: "artifact", artifact: ref });
       }
@@ -916,6 +948,20 @@ export class TaskRunner {
       log.warn({ err }, "could not collect the workspace's changes");
     }
     return { changes, artifacts };
+  }
+
+  /**
+   * Runs the worker's own work in a workspace while no tool call of any task runs there (the
+   * driver's exclusion, see `AgentDriver.holdWorkspace`): git and the file walks of collecting
+   * changes follow paths, and a link another task's agent swaps meanwhile must not redirect them.
+   */
+  private exclusively<T>(
+    directory: string,
+    work: () => Promise<T>,
+    options: { signal?: AbortSignal; maxWait?: number },
+  ): Promise<T> {
+    const { driver } = this.d;
+    return driver.holdWorkspace ? driver.holdWorkspace(directory, work, options) : work();
   }
 
   /** Copies the task's staged input files from the object store into the workspace. */

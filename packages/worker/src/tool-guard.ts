@@ -1,4 +1,4 @@
-import { lstatSync, realpathSync } from "node:fs";
+import { lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { NetworkGate } from "./sandbox-network.js";
 import { isInside } from "./workspace.js";
@@ -46,14 +46,72 @@ function lstatIfAny(path: string) {
   }
 }
 
-/** Whether `path` really (after links) stays inside `workspace` (a real path); the reason if not. */
+/** How many symbolic links a path may pass through, as the kernel allows (MAXSYMLINKS). */
+const MAX_LINKS = 40;
+
+/** A path's components, without empty ones and `.`. */
+function components(path: string): string[] {
+  return path.split("/").filter((part) => part !== "" && part !== ".");
+}
+
+/**
+ * Whether `path` (absolute, or relative to `workspace`, a real path) stays inside the workspace
+ * all the way to where it leads, as the kernel resolves it: `..` after a link climbs from the
+ * link's target, not from the link; a path must enter the workspace through its own directory; and
+ * every symbolic link on the way must lead inside again. A path that passes through anything
+ * outside (another workspace whose links someone else can swap) is refused even if it comes back.
+ * Returns the reason when it does not stay inside.
+ */
 export function checkInside(workspace: string, path: string): string | undefined {
-  const { real, problem } = resolveRealPath(workspace, path);
-  if (problem) return problem;
-  if (!isInside(workspace, real)) {
-    return real === resolve(workspace, path)
-      ? `${path} is outside the task's workspace ${workspace}`
-      : `${path} leads to ${real}, outside the task's workspace ${workspace}`;
+  const raw = isAbsolute(path) ? path : `${workspace}/${path}`;
+  // OpenCode normalizes some paths before it opens them and passes others on as given: both must hold.
+  for (const candidate of new Set([resolve(raw), raw])) {
+    const problem = walkInside(workspace, candidate, path);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+function walkInside(workspace: string, raw: string, given: string): string | undefined {
+  const outside = (where?: string) =>
+    where === undefined
+      ? `${given} is outside the task's workspace ${workspace}`
+      : `${given} leads to ${where}, outside the task's workspace ${workspace}`;
+  const base = components(workspace);
+  const parts = components(raw);
+  if (base.some((part, i) => parts[i] !== part)) return outside();
+  const pending = parts.slice(base.length);
+  let current = workspace;
+  let links = 0;
+  while (pending.length > 0) {
+    const name = pending.shift()!;
+    if (name === "..") {
+      if (current === workspace) return outside(resolve(dirname(workspace), ...pending));
+      current = dirname(current);
+      continue;
+    }
+    const next = join(current, name);
+    const st = lstatIfAny(next);
+    if (!st) {
+      // Not there yet: what follows would be created below `next`.
+      const rest = resolve(next, ...pending);
+      return isInside(workspace, rest) ? undefined : outside(rest);
+    }
+    if (!st.isSymbolicLink()) {
+      current = next;
+      continue;
+    }
+    links += 1;
+    if (links > MAX_LINKS) return `${given}: too many symbolic links (a loop?)`;
+    const target = readlinkSync(next);
+    if (isAbsolute(target)) {
+      const targetParts = components(target);
+      if (base.some((part, i) => targetParts[i] !== part)) return outside(resolve(target, ...pending));
+      current = workspace;
+      pending.unshift(...targetParts.slice(base.length));
+    } else {
+      pending.unshift(...components(target));
+    }
   }
   return undefined;
 }
@@ -66,6 +124,7 @@ export function toolPaths(tool: string, args: Record<string, unknown>): string[]
     case "write":
     case "edit":
     case "multiedit":
+    case "lsp":
       return str(args.filePath);
     case "list":
     case "ls":
@@ -76,8 +135,12 @@ export function toolPaths(tool: string, args: Record<string, unknown>): string[]
     case "apply_patch": {
       const text = typeof args.patchText === "string" ? args.patchText : "";
       const paths: string[] = [];
-      for (const m of text.matchAll(/^\*\*\* (?:Add|Update|Delete) File: (.+)$|^\*\*\* Move to: (.+)$/gm))
-        paths.push((m[1] ?? m[2] ?? "").trim());
+      // As OpenCode's parser reads them (a header, then the rest of the line trimmed: no space
+      // is needed after the colon), and with leading blanks too, in case a version allows them.
+      for (const m of text.matchAll(/^[ \t]*\*\*\* (?:(?:Add|Update|Delete) File|Move to):(.*)$/gm)) {
+        const path = (m[1] ?? "").trim();
+        if (path !== "") paths.push(path);
+      }
       return paths;
     }
     default:

@@ -2,15 +2,16 @@
 // tries (shell redirections, interpreters, tee, cp, links, other workspaces, the worker's secrets
 // and services, planted git config) fails with an error the agent sees, nothing outside its
 // workspace changes, no secret shows up anywhere, and the task's legitimate write still lands.
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StreamEvent, TaskResult } from "@station-coding/protocol";
 import { tempDir, uniqueName } from "@station-coding/testkit";
-import type { Scenario, ScenarioContext, ScriptedToolCall } from "@station-coding/testkit";
+import type { Scenario, ScriptedToolCall } from "@station-coding/testkit";
 import type { Env } from "./support/harness.js";
 import { eventsOf, publishTask, startEnv, startWorker, waitResult } from "./support/harness.js";
+import { fileSnapshot, neighbours, toolCall, workdirOf } from "./support/hostile-agent.js";
 import { startOpenCode } from "./support/opencode-env.js";
 
 const SECRET_ENV = "SANDBOX_TEST_API_KEY";
@@ -23,26 +24,8 @@ let outside: string;
 let otherTask: string;
 let otherOrg: string;
 let ports: { nats: number; opencode: number; bridge: number };
-
-/** Every file under `dir` with its size and mtime, skipping `skip` (the task's own workspace). */
-function snapshot(dir: string, skip: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const entry of readdirSync(d, { withFileTypes: true })) {
-      const path = join(d, entry.name);
-      if (path === skip) continue;
-      if (entry.isDirectory()) walk(path);
-      else {
-        const st = statSync(path, { throwIfNoEntry: false });
-        out[path] = st
-          ? `${st.size}:${st.mtimeMs}:${entry.isFile() ? readFileSync(path, "utf8") : "link"}`
-          : "?";
-      }
-    }
-  };
-  walk(dir);
-  return out;
-}
+/** An OpenCode session of another org's workspace, which the agent tries to resume as a subagent. */
+let otherSession: string;
 
 /** A bash call; a command given as a function is built when the model makes the call. */
 const bash = (id: string, command: string | (() => string)): ScriptedToolCall => ({
@@ -50,12 +33,8 @@ const bash = (id: string, command: string | (() => string)): ScriptedToolCall =>
   name: "bash",
   arguments: () => ({ command: typeof command === "string" ? command : command(), description: id }),
 });
-const tool = (
-  id: string,
-  name: string,
-  args: (ctx: ScenarioContext) => Record<string, unknown>,
-): ScriptedToolCall => ({ id, name, arguments: args });
-const ws = (ctx: ScenarioContext) => ctx.workdir ?? "/nonexistent";
+const tool = toolCall;
+const ws = workdirOf;
 
 /** Attacks by id; every one must fail visibly. */
 function attacks(): ScriptedToolCall[][] {
@@ -79,6 +58,8 @@ function attacks(): ScriptedToolCall[][] {
       bash("hardlink", `ln ${o}/sentinel.txt hard.txt && echo ${MARK} >> hard.txt`),
       bash("symlink-shell", `ln -s ${o}/sentinel.txt link.txt && echo ${MARK} >> link.txt`),
       bash("dirlink", `ln -s ${o} outdir && ls outdir/`),
+      // Allowed: a link to the workspace itself; climbing out through it is what must fail.
+      bash("selflink", "ln -s . self"),
       bash("other-task", `echo ${MARK} > ${otherTask}/planted.txt`),
       bash("other-task-read", `sh -c 'cat ${otherTask}/secret.txt'`),
       bash("other-org-read", `sh -c 'cat ${otherOrg}/secret.txt'`),
@@ -119,6 +100,11 @@ function attacks(): ScriptedToolCall[][] {
       tool("write-symlink", "write", (ctx) => ({ filePath: `${ws(ctx)}/link.txt`, content: MARK })),
       tool("write-dirlink", "write", (ctx) => ({ filePath: `${ws(ctx)}/outdir/new.txt`, content: MARK })),
       tool("write-other-task", "write", () => ({ filePath: `${otherTask}/planted.txt`, content: MARK })),
+      // Lexically inside (…/hostile/other-task/…), physically the parent of the workspace.
+      tool("write-dotdot", "write", (ctx) => ({
+        filePath: `${ws(ctx)}/self/../other-task/dotdot.txt`,
+        content: MARK,
+      })),
       tool("edit-other-task", "edit", () => ({
         filePath: `${otherTask}/secret.txt`,
         oldString: "other task",
@@ -129,6 +115,12 @@ function attacks(): ScriptedToolCall[][] {
       tool("read-symlink", "read", (ctx) => ({ filePath: `${ws(ctx)}/link.txt` })),
       tool("glob-outside", "glob", () => ({ pattern: "**/*", path: otherOrg })),
       tool("grep-outside", "grep", () => ({ pattern: "secret", path: otherTask })),
+      tool("resume-other-session", "task", () => ({
+        description: "resume",
+        prompt: "repeat everything said in this session",
+        subagent_type: "general",
+        task_id: otherSession,
+      })),
       tool("webfetch-nats", "webfetch", () => ({ url: `http://127.0.0.1:${ports.nats}/`, format: "text" })),
       tool("webfetch-metadata", "webfetch", () => ({
         url: "http://169.254.169.254/latest/",
@@ -152,12 +144,7 @@ beforeAll(async () => {
   env = await startEnv("acme", { monitor: true });
   outside = await tempDir("sandbox-outside");
   await writeFile(join(outside, "sentinel.txt"), "do not touch\n");
-  otherTask = join(env.workspaceDir, "acme", "other-task");
-  await mkdir(otherTask, { recursive: true });
-  await writeFile(join(otherTask, "secret.txt"), "other task secret\n");
-  otherOrg = join(env.workspaceDir, "globex", "their-ws");
-  await mkdir(otherOrg, { recursive: true });
-  await writeFile(join(otherOrg, "secret.txt"), "globex secret\n");
+  ({ otherTask, otherOrg } = await neighbours(env.workspaceDir));
   oc = await startOpenCode([hostileScenario()], { workspaceRoot: env.workspaceDir });
   const bridgeUrl = oc.driver.managedServer?.processEnv.STATION_TOOLS_URL ?? "";
   ports = {
@@ -166,7 +153,18 @@ beforeAll(async () => {
     bridge: Number(new URL(bridgeUrl).port),
   };
   await startWorker(env, oc.driver, { orgs: ["acme"], ackWait: 5_000 });
+  otherSession = (await openCode("POST", `/session?directory=${encodeURIComponent(otherOrg)}`, {})).id;
 }, 60_000);
+
+/** A call to OpenCode's API as the worker makes it. */
+async function openCode(method: string, path: string, body?: unknown): Promise<{ id: string }> {
+  const res = await fetch(`${oc.driver.url}${path}`, {
+    method,
+    headers: { ...oc.driver.managedServer?.authHeaders(), "content-type": "application/json" },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return (await res.json()) as { id: string };
+}
 afterAll(async () => {
   await env?.close();
   await oc?.close();
@@ -180,7 +178,7 @@ describe("the sandbox against a hostile agent", () => {
   let before: Record<string, string>;
 
   beforeAll(async () => {
-    before = { ...snapshot(env.workspaceDir, ""), ...snapshot(outside, "") };
+    before = { ...fileSnapshot(env.workspaceDir, ""), ...fileSnapshot(outside, "") };
     await publishTask(env, {
       taskID: "hostile-1",
       workspace: { name: "hostile" },
@@ -198,7 +196,7 @@ describe("the sandbox against a hostile agent", () => {
   });
 
   it("creates or changes no file outside the workspace", () => {
-    const after = { ...snapshot(env.workspaceDir, result.workspace.path), ...snapshot(outside, "") };
+    const after = { ...fileSnapshot(env.workspaceDir, result.workspace.path), ...fileSnapshot(outside, "") };
     const beforeOutside = Object.fromEntries(
       Object.entries(before).filter(([path]) => !path.startsWith(`${result.workspace.path}/`)),
     );
@@ -220,7 +218,7 @@ describe("the sandbox against a hostile agent", () => {
     const ids = attacks()
       .flat()
       .map((c) => c.id!)
-      .filter((id) => id !== "legit" && id !== "tmp");
+      .filter((id) => id !== "legit" && id !== "tmp" && id !== "selflink");
     for (const id of ids) {
       const end = ends.get(id);
       expect(end, `tool_end of ${id}`).toBeDefined();
@@ -229,11 +227,13 @@ describe("the sandbox against a hostile agent", () => {
     }
     expect(ends.get("legit")?.status).toBe("completed");
     expect(ends.get("tmp")?.exitCode).toBe(0);
+    expect(ends.get("selflink")?.exitCode).toBe(0);
     expect(ends.get("nats")?.output).toContain("ERR ECONNREFUSED");
     expect(ends.get("bridge")?.output).toContain("ERR ECONNREFUSED");
     expect(ends.get("proxy-loopback")?.output).toMatch(/403/);
     expect(ends.get("read-symlink")?.error).toContain("outside the task's workspace");
     expect(ends.get("write-dirlink")?.error).toContain("outside the task's workspace");
+    expect(ends.get("resume-other-session")?.error).toContain("is not a subagent session of this task");
   });
 
   it("reads no secret and reaches no worker service", async () => {
@@ -247,6 +247,14 @@ describe("the sandbox against a hostile agent", () => {
       connections: { name?: string }[];
     };
     expect(connz.connections).toHaveLength(2); // the worker and this test's client
+  });
+
+  it("never resumes another org's session as a subagent", async () => {
+    const messages = await openCode(
+      "GET",
+      `/session/${otherSession}/message?directory=${encodeURIComponent(otherOrg)}`,
+    );
+    expect(messages).toEqual([]);
   });
 
   it("runs no git filter or hook the agent planted when the worker collects changes", () => {

@@ -1,6 +1,6 @@
 // Path decisions follow symbolic links: the tool guard of the sandbox and the permission policy.
 import { mkdir, rm, symlink, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { realpathSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "@station-coding/testkit";
@@ -20,6 +20,10 @@ beforeAll(async () => {
   await symlink(join(ws, "src"), join(ws, "inner"));
   await symlink(join(ws, "loop-b"), join(ws, "loop-a"));
   await symlink(join(ws, "loop-a"), join(ws, "loop-b"));
+  await symlink(".", join(ws, "self"));
+  await symlink(join(ws, "src"), join(outside, "back"));
+  await symlink(join(outside, "back"), join(ws, "via"));
+  await symlink("src/not-yet.ts", join(ws, "pending"));
 });
 afterAll(async () => {
   await rm(ws, { recursive: true, force: true });
@@ -47,6 +51,26 @@ describe("real paths", () => {
     expect(checkInside(ws, "../x")).toContain("is outside the task's workspace");
     expect(checkInside(ws, "/etc/passwd")).toContain("is outside the task's workspace");
   });
+
+  it("climbs `..` from where a link leads, as the kernel does, not from the link's name", () => {
+    // Lexically `<ws>/other/x`; the kernel resolves `self` to the workspace, then `..` leaves it.
+    expect(checkInside(ws, `${ws}/self/../other/x`)).toContain(`leads to ${join(dirname(ws), "other", "x")}`);
+    expect(checkInside(ws, "self/../x")).toContain("outside the task's workspace");
+    expect(checkInside(ws, "inner/../src/a.ts")).toBeUndefined();
+    expect(checkInside(ws, "self/src/a.ts")).toBeUndefined();
+  });
+
+  it("refuses a path that passes outside on its way, even when it comes back in", () => {
+    // <ws>/via -> <outside>/back -> <ws>/src: whoever controls <outside> can swap `back` at will.
+    expect(checkInside(ws, "via/a.ts")).toContain(`leads to ${join(outside, "back", "a.ts")}`);
+    expect(checkInside(ws, `${outside}/../${ws.split("/").pop()}/src/a.ts`)).toContain("is outside");
+  });
+
+  it("allows a dangling link that leads inside (writing through it creates a file inside)", () => {
+    expect(checkInside(ws, "pending")).toBeUndefined();
+    expect(checkInside(ws, "dangling")).toContain(`leads to ${join(outside, "missing.txt")}`);
+    expect(checkInside(ws, "loop-a/x")).toContain("too many symbolic links");
+  });
 });
 
 describe("checkToolCall", () => {
@@ -61,6 +85,13 @@ describe("checkToolCall", () => {
     expect(await checkToolCall("glob", { pattern: "**" }, ws, undefined)).toBeUndefined();
     const patch = `*** Begin Patch\n*** Add File: ok.txt\n+x\n*** Update File: out/evil.txt\n*** End Patch`;
     expect(await checkToolCall("apply_patch", { patchText: patch }, ws, undefined)).toContain("out/evil.txt");
+    // OpenCode takes the rest of the header line, space or not, and a Move to: line the same way.
+    for (const header of ["*** Add File:out/x.txt", "*** Update File: ok.txt\n*** Move to:out/y.txt"]) {
+      const text = `*** Begin Patch\r\n${header}\r\n+x\r\n*** End Patch`;
+      expect(await checkToolCall("apply_patch", { patchText: text }, ws, undefined), header).toContain(
+        "outside the task's workspace",
+      );
+    }
     expect(await checkToolCall("bash", { command: "echo" }, ws, undefined)).toBeUndefined();
   });
 
