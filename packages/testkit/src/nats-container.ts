@@ -30,8 +30,8 @@ interface Testcontainers {
   getContainerRuntimeClient(): Promise<RuntimeClient>;
 }
 
-/** Image used by the fallback. */
-const DEFAULT_IMAGE = "nats:2.10-alpine";
+/** Image used by the fallback (env NATS_SERVER_IMAGE overrides it): the one docker-compose.yaml runs. */
+const DEFAULT_IMAGE = "nats:2.11-alpine";
 const CONFIG_PATH = "/etc/nats/testkit.conf";
 /** Client and monitoring ports inside the container. */
 export const CONTAINER_CLIENT_PORT = 4222;
