@@ -212,7 +212,7 @@ describe("the README's and docs/operations.md's Compose commands, as written", (
     });
   });
 
-  it("stopping: `stop worker` stops the workers cleanly; `down` keeps the volumes; `down -v` removes the rest", async () => {
+  it("stopping: `stop worker` stops the workers cleanly; `--profile demo --profile cluster down` keeps the volumes; `down -v` removes the rest", async () => {
     await line("docker compose stop worker");
     expect((await project.containers("worker")).map((c) => c.state)).toEqual(["exited", "exited"]);
     const stopped = (await observer!.dispatcher.status()).workers.filter((w) => w.liveness === "alive");
@@ -225,7 +225,7 @@ describe("the README's and docs/operations.md's Compose commands, as written", (
     const before = await project.resources();
     const anonymous = before.volumes.filter((v) => /^[0-9a-f]{64}$/.test(v));
     expect(anonymous.length, "the workers' workspace volumes").toBeGreaterThanOrEqual(3);
-    await line("docker compose down");
+    await line("docker compose --profile demo --profile cluster down");
     const afterDown = await project.resources();
     expect(afterDown.containers).toEqual([]);
     expect(afterDown.networks).toEqual([]);
@@ -234,7 +234,7 @@ describe("the README's and docs/operations.md's Compose commands, as written", (
     // Up again and `down -v`: the store goes, and so do the new workspace volumes.
     await line("docker compose --profile demo up -d");
     const again = await project.resources();
-    await line("docker compose down -v");
+    await line("docker compose --profile demo --profile cluster down -v");
     expect(await project.resources()).toEqual({ containers: [], networks: [], volumes: [] });
     expect(await project.existingVolumes(again.volumes)).toEqual([]);
     // What stays, as the docs say: the workspace volumes of the containers the first `down` removed

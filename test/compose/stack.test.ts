@@ -106,12 +106,12 @@ describe("docker-compose.yaml, one NATS server", () => {
     expect(await observer!.distinctResults(running)).toHaveLength(1);
   });
 
-  it("`down -v` removes every container, network and volume of the project, the workspaces too", async () => {
+  it("`--profile demo down -v` removes every container, network and volume of the project, the workspaces too", async () => {
     const before = await project.resources();
     expect(before.volumes.length, "the store and 3 workspace volumes").toBeGreaterThanOrEqual(4);
     await observer!.close();
     observer = undefined;
-    await project.composeOk(["down", "-v"]);
+    await project.composeOk(["--profile", "demo", "down", "-v"]);
     expect(await project.resources()).toEqual({ containers: [], networks: [], volumes: [] });
     expect(await project.existingVolumes(before.volumes)).toEqual([]);
   });
