@@ -4,7 +4,7 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
-import { NatsServer } from "@station-coding/testkit";
+import { NatsServer, waitFor } from "@station-coding/testkit";
 import { runOk } from "./support/engine.js";
 
 /** IDs of the containers testcontainers made (it labels them), running or not. */
@@ -16,8 +16,14 @@ async function testcontainers(): Promise<string[]> {
 describe("NatsServer's testcontainers fallback", () => {
   it("runs nats-server in a container, passes a JetStream round trip, keeps its store through kill and restart, and removes the container on stop", async () => {
     const before = await testcontainers();
-    const server = await NatsServer.start({ bin: "/nonexistent/nats-server", monitor: true });
+    // A container starts (and starts again) slower than a process, the more so on a busy machine.
+    const server = await NatsServer.start({
+      bin: "/nonexistent/nats-server",
+      monitor: true,
+      startTimeout: 60_000,
+    });
     let container: string | undefined;
+    let failed = false;
     try {
       expect(server.pid, "no local process").toBeUndefined();
       [container] = (await testcontainers()).filter((id) => !before.includes(id));
@@ -40,13 +46,26 @@ describe("NatsServer's testcontainers fallback", () => {
         await server.kill();
         expect(server.running).toBe(false);
         await server.restart();
-        expect((await js.publish("round.trip.b", "again", { timeout: 20_000 })).seq).toBe(2);
+        // A publish sent while the client reconnects can go unanswered: retried with its msgID, as
+        // a JetStream client does after a server crash, it is stored once.
+        const again = await waitFor(
+          () => js.publish("round.trip.b", "again", { msgID: "round-trip-b", timeout: 2_000 }),
+          { timeout: 30_000, interval: 100, message: "the restarted server storing a message" },
+        );
+        expect(again.seq).toBe(2);
         expect((await jsm.streams.info("ROUND_TRIP")).state.messages).toBe(2);
       } finally {
         await nc.close();
       }
+    } catch (err) {
+      failed = true;
+      throw err;
     } finally {
-      await server.stop();
+      // testcontainers removes a container whose wait strategy failed: then stop() cannot find it,
+      // and its error must not hide the first one.
+      await server.stop().catch((err: unknown) => {
+        if (!failed) throw err;
+      });
     }
     expect(await testcontainers()).not.toContain(container);
   });

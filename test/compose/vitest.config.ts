@@ -27,8 +27,9 @@ export default defineConfig({
     teardownTimeout: 60_000,
     pool: "forks",
     fileParallelism: false,
-    // testcontainers would start its reaper (testcontainers/ryuk), an image no registry here has;
-    // the tests remove what they start themselves.
-    env: { TESTCONTAINERS_RYUK_DISABLED: "true" },
+    // testcontainers would start its reaper (testcontainers/ryuk), an image no registry here has
+    // (the tests remove what they start themselves); and where it takes itself to run inside a
+    // container it reaches published ports through the bridge's gateway (172.17.0.1): loopback only.
+    env: { TESTCONTAINERS_RYUK_DISABLED: "true", TESTCONTAINERS_HOST_OVERRIDE: "127.0.0.1" },
   },
 });
