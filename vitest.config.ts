@@ -16,7 +16,7 @@ export default defineConfig({
   },
   test: {
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],
-    exclude: ["**/node_modules/**", "test/reliability/**", "test/bench/**"],
+    exclude: ["**/node_modules/**", "test/reliability/**", "test/compose/**", "test/bench/**"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -1,7 +1,7 @@
 // docker-compose.yaml, deploy/Dockerfile and deploy/station.example.yaml against the repository:
 // every file, build target, command and environment variable they name exists and is read.
 // No Docker engine is needed: the commands themselves run in worker-container.test.ts.
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, namesFromConfig } from "@station-coding/cli";
@@ -10,7 +10,9 @@ import type { ComposeFile } from "./support/deploy.js";
 import {
   CLI_ENTRY,
   REPO_ROOT,
+  dockerIgnored,
   dockerStages,
+  documentedComposeVars,
   documentedEnvVars,
   envVarsReadBySources,
   execForm,
@@ -75,7 +77,7 @@ beforeAll(() => {
 });
 
 describe("docker-compose.yaml", () => {
-  it("parses, and runs NATS and a worker by default, the CLI in profile cli and a cluster in profile cluster", () => {
+  it("parses, and runs NATS and a worker by default, the CLI in profile cli, the scripted model in profile demo and a cluster in profile cluster", () => {
     const byProfile = (profile: string | undefined) =>
       Object.entries(compose.services)
         .filter(([, s]) => (s.profiles ?? [])[0] === profile)
@@ -83,12 +85,13 @@ describe("docker-compose.yaml", () => {
         .sort();
     expect(byProfile(undefined)).toEqual(["nats", "worker"]);
     expect(byProfile("cli")).toEqual(["station"]);
+    expect(byProfile("demo")).toEqual(["model"]);
     expect(byProfile("cluster")).toEqual(["nats-1", "nats-2", "nats-3", "worker-cluster"]);
   });
 
   it("builds every image from a Dockerfile stage that exists, with a context that exists", () => {
     const built = Object.entries(compose.services).filter(([, s]) => s.build);
-    expect(built.map(([name]) => name).sort()).toEqual(["station", "worker", "worker-cluster"]);
+    expect(built.map(([name]) => name).sort()).toEqual(["model", "station", "worker", "worker-cluster"]);
     for (const [name, s] of built) {
       const context = join(REPO_ROOT, s.build!.context);
       expect(existsSync(context), `${name}: build context`).toBe(true);
@@ -138,6 +141,76 @@ describe("docker-compose.yaml", () => {
     ]);
   });
 
+  it("is a file Compose v1.29 and v2 both read: no top-level name, no option v1.29 cannot pass, the project name in .env", () => {
+    // v1.29 rejects `name:` and any top-level key but these; v2 ignores `x-` keys like v1.29.
+    for (const key of Object.keys(compose)) {
+      expect(["services", "volumes", "networks"].includes(key) || key.startsWith("x-"), key).toBe(true);
+    }
+    // v1.29 hands security_opt to the daemon as written, and dockerd refuses systempaths=...
+    // (only the docker CLI and Compose v2 translate it).
+    for (const [name, s] of Object.entries(compose.services)) {
+      for (const opt of s.security_opt ?? [])
+        expect(opt, name).toMatch(/^(seccomp|apparmor|label)[=:]|^no-new-privileges/);
+    }
+    expect(repoFile(".env")).toMatch(/^COMPOSE_PROJECT_NAME=station-coding$/m);
+    // .env is committed for the project name: nothing else, no key, belongs in it.
+    expect(
+      repoFile(".env")
+        .split("\n")
+        .filter((l) => /^[A-Z]/.test(l)),
+    ).toEqual(["COMPOSE_PROJECT_NAME=station-coding"]);
+  });
+
+  it("publishes every host port from a documented variable, with the documented default", () => {
+    const vars = documentedComposeVars();
+    expect(vars.get("COMPOSE_PROJECT_NAME")).toContain("station-coding");
+    const published = Object.entries(compose.services).flatMap(([name, s]) =>
+      (s.ports ?? []).map((p) => ({ name, p })),
+    );
+    expect(published.length).toBeGreaterThan(0);
+    for (const { name, p } of published) {
+      const m = /^\$\{([A-Z0-9_]+):-(\d+)\}:(\d+)$/.exec(p);
+      expect(m, `${name}: ${p} is "\${VAR:-default}:container"`).not.toBeNull();
+      expect(vars.get(m![1]!), `${name}: ${m![1]} documented with default ${m![2]}`).toBe(m![2]);
+    }
+  });
+
+  it("runs the workers as root with SYS_ADMIN only for the entry point, which drops to node", () => {
+    for (const name of ["worker", "worker-cluster"]) {
+      const s = service(compose, name);
+      expect(s).toMatchObject({ user: "root", cap_add: ["SYS_ADMIN"] });
+      expect(s.security_opt?.sort()).toEqual(["apparmor=unconfined", "seccomp=unconfined"]);
+    }
+    const entry = repoFile("deploy/worker-entrypoint.sh");
+    expect(entry).toMatch(/--reuid=node --regid=node --init-groups --inh-caps=-all --bounding-set=-all/);
+    expect(entry).toMatch(/--no-new-privs -- tini -- "\$@"/);
+    expect(statSync(join(REPO_ROOT, "deploy/worker-entrypoint.sh")).mode & 0o111).not.toBe(0);
+    // Nothing else runs as root or with a capability.
+    for (const [name, s] of Object.entries(compose.services)) {
+      if (name === "worker" || name === "worker-cluster") continue;
+      expect(s.user, name).toBeUndefined();
+      expect(s.cap_add, name).toBeUndefined();
+    }
+  });
+
+  it("points the worker's offline model at the demo profile's model service, on the port it listens on", () => {
+    const url = new URL(service(compose, "worker").environment!.STATION_OFFLINE_MODEL_URL!);
+    const model = service(compose, "model");
+    expect(url.hostname).toBe("model");
+    expect(model.command).toEqual(
+      expect.arrayContaining([
+        "packages/testkit/dist/bin/model-server.js",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        url.port,
+      ]),
+    );
+    const pkg = JSON.parse(repoFile("packages/testkit/package.json")) as { bin: Record<string, string> };
+    expect(join("packages/testkit", pkg.bin["station-model-server"]!)).toBe(model.command![1]);
+    expect(model.healthcheck?.test.join(" ")).toContain(`http://127.0.0.1:${url.port}/v1/models`);
+  });
+
   it("points every NATS_URL at NATS services of the file", () => {
     for (const [name, s] of Object.entries(compose.services)) {
       const url = s.environment?.NATS_URL;
@@ -161,6 +234,7 @@ describe("docker-compose.yaml", () => {
     const stages = dockerStages(repoFile("deploy/Dockerfile"));
     expect(execForm(stages.get("worker")!, "CMD")).toEqual(worker.command);
     expect(execForm(stages.get("cli")!, "ENTRYPOINT")).toEqual(["tini", "--", "node", CLI_ENTRY]);
+    expect(execForm(stages.get("worker")!, "ENTRYPOINT")).toEqual(["station-worker-entrypoint"]);
     for (const stage of ["cli", "worker"]) {
       expect(
         stages.get(stage)!.filter((l) => /^USER /.test(l)),
@@ -197,8 +271,11 @@ describe("docker-compose.yaml", () => {
         expect(documented, `${name} sets ${variable}`).toContain(variable);
       }
     }
+    const composeVars = [...documentedComposeVars().keys()];
     for (const variable of interpolatedNames(repoFile("docker-compose.yaml"))) {
-      expect(documented, `docker-compose.yaml interpolates ${variable}`).toContain(variable);
+      expect([...documented, ...composeVars], `docker-compose.yaml interpolates ${variable}`).toContain(
+        variable,
+      );
     }
     const dockerfileEnv = [...repoFile("deploy/Dockerfile").matchAll(/^ENV\s+([A-Z0-9_]+)=/gm)].map(
       (m) => m[1],
@@ -253,7 +330,20 @@ describe("deploy/Dockerfile", () => {
       .split("\n")
       .map((l) => l.trim())
       .filter((l) => l !== "" && !l.startsWith("#"));
-    for (const source of sources) expect(ignored, `.dockerignore excludes ${source}`).not.toContain(source);
+    for (const source of sources)
+      expect(dockerIgnored(source, ignored), `.dockerignore excludes ${source}`).toBe(false);
+    // The later stages copy from the context too: the worker's entry point.
+    const fromContext = [...dockerStages(dockerfile).values()]
+      .flat()
+      .filter((l) => l.startsWith("COPY ") && !l.includes("--from"))
+      .flatMap((l) => l.split(/\s+/).slice(1, -1));
+    expect(fromContext).toContain("deploy/worker-entrypoint.sh");
+    for (const source of fromContext) {
+      expect(existsSync(join(REPO_ROOT, source)), source).toBe(true);
+      expect(dockerIgnored(source, ignored), `.dockerignore excludes ${source}`).toBe(false);
+    }
+    expect(dockerIgnored("deploy/nats/nats.conf", ignored)).toBe(true);
+    expect(dockerIgnored("packages/cli/node_modules/x", ignored)).toBe(true);
     expect(ignored).toEqual(expect.arrayContaining([".env", "**/node_modules", "**/dist", ".git"]));
     expect(build.join("\n")).toMatch(/npm ci/);
     expect(build.join("\n")).toMatch(/tsc -b/);

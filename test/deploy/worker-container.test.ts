@@ -1,10 +1,10 @@
 // The worker container of docker-compose.yaml, run outside Docker: its command with its
-// environment (NATS_URL pointing at a test nats-server, OPENCODE_CONFIG_FILE at an opencode config
-// for the scripted model), judged by its compose healthcheck, fed a task the way the README shows
+// environment (NATS_URL pointing at a test nats-server, STATION_OFFLINE_MODEL_URL at the scripted
+// model, which the worker uses since no provider key is set, as in the demo profile), judged by its compose healthcheck, fed a task the way the README shows
 // with the nats CLI (a plain publish on station.coding.task, a subscription to the result), and
 // stopped with SIGTERM as `docker stop` does.
 import { readFileSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -30,7 +30,6 @@ import {
   shellCommand,
   spawnCommand,
 } from "./support/deploy.js";
-import { scriptedProviderConfig } from "../../packages/cli/src/demo/offline-model.js";
 
 let nats: NatsServer;
 let model: ScriptedModelServer;
@@ -40,7 +39,7 @@ let worker: Child;
 let compose: ComposeService;
 
 /** The worker container's environment, with its container paths and NATS host mapped to this machine. */
-function workerEnv(opencodeConfig: string, workspaces: string): NodeJS.ProcessEnv {
+function workerEnv(modelUrl: string, workspaces: string): NodeJS.ProcessEnv {
   const env: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(compose.environment ?? {})) {
     // The host that runs `docker compose up` sets none of the variables it interpolates.
@@ -49,13 +48,14 @@ function workerEnv(opencodeConfig: string, workspaces: string): NodeJS.ProcessEn
   expect(env.NATS_URL).toBe("nats://nats:4222");
   expect(env.STATION_WORKSPACE_DIR).toBe("/workspaces");
   expect(env.OPENCODE_CONFIG_FILE).toBeUndefined();
+  expect(env.STATION_OFFLINE_MODEL_URL).toBe("http://model:8080/v1");
   return cleanEnv({
     ...env,
     // OpenCode's runtime leaves a native library in TMPDIR at every start: keep it in the test's dir.
     TMPDIR: join(dir, "tmp"),
     NATS_URL: nats.url,
     STATION_WORKSPACE_DIR: workspaces,
-    OPENCODE_CONFIG_FILE: opencodeConfig,
+    STATION_OFFLINE_MODEL_URL: modelUrl,
   });
 }
 
@@ -94,13 +94,11 @@ beforeAll(async () => {
   nats = await NatsServer.start();
   nc = await connect({ servers: nats.url });
   model = await ScriptedModelServer.start({ scenarios: [createFileScenario({ match: /[\s\S]*/ })] });
-  const opencodeConfig = join(dir, "opencode.json");
-  await writeFile(opencodeConfig, JSON.stringify(scriptedProviderConfig(model.url)));
   await mkdir(join(dir, "workspaces"));
   await mkdir(join(dir, "tmp"));
   // Before any worker runs, the healthcheck fails.
   expect(await healthcheck()).not.toBe(0);
-  worker = spawnCommand(compose.command!, workerEnv(opencodeConfig, join(dir, "workspaces")));
+  worker = spawnCommand(compose.command!, workerEnv(model.url, join(dir, "workspaces")));
 }, 60_000);
 
 afterAll(async () => {

@@ -149,6 +149,15 @@ describe("usage errors exit 2 with one line", () => {
     );
   });
 
+  it("names a bad --offline-model URL", async () => {
+    expect(await failsWith(["worker", "--offline-model", "ftp://model:8080"], 2)).toBe(
+      'error: --offline-model "ftp://model:8080": must be an http(s) URL',
+    );
+    expect(
+      await failsWith(["worker"], 2, { STATION_OFFLINE_MODEL_URL: "model:8080", ANTHROPIC_API_KEY: "" }),
+    ).toContain('--offline-model "model:8080": must be an http(s) URL');
+  });
+
   it("names an unknown key of --config station.yaml", async () => {
     const config = join(dir, "station.yaml");
     await writeFile(config, "coding:\n  nats:\n    url: nats://127.0.0.1:4222\n    bogus_key: 1\n");

@@ -2,6 +2,9 @@
  * Fallback for machines without a nats-server binary: the official NATS image run through
  * testcontainers, which is an optional peer (imported only when installed; never a dependency).
  */
+import { connect as tcpConnect } from "node:net";
+import { setTimeout as delay } from "node:timers/promises";
+
 import { freePorts } from "./free-port.js";
 import { NatsServerError } from "./nats-server-error.js";
 
@@ -22,7 +25,12 @@ interface ContainerBuilder {
   start(): Promise<StartedContainer>;
 }
 interface RuntimeClient {
-  container: { getById(id: string): { kill(options?: { signal?: string }): Promise<unknown> } };
+  container: {
+    getById(id: string): {
+      kill(options?: { signal?: string }): Promise<unknown>;
+      restart(options?: { t?: number }): Promise<unknown>;
+    };
+  };
 }
 interface Testcontainers {
   GenericContainer: new (image: string) => ContainerBuilder;
@@ -30,8 +38,8 @@ interface Testcontainers {
   getContainerRuntimeClient(): Promise<RuntimeClient>;
 }
 
-/** Image used by the fallback. */
-const DEFAULT_IMAGE = "nats:2.10-alpine";
+/** Image used by the fallback (env NATS_SERVER_IMAGE overrides it): the one docker-compose.yaml runs. */
+const DEFAULT_IMAGE = "nats:2.11-alpine";
 const CONFIG_PATH = "/etc/nats/testkit.conf";
 /** Client and monitoring ports inside the container. */
 export const CONTAINER_CLIENT_PORT = 4222;
@@ -124,13 +132,45 @@ export class NatsContainer {
     await this.#container.stop({ timeout: timeoutMs, remove: true, removeVolumes: true });
   }
 
-  /** Restarts the container in place: same ports, same store. Also starts it again after kill(). */
-  async restart(timeoutMs: number): Promise<void> {
-    await this.#container.restart({ timeout: timeoutMs });
+  /**
+   * Restarts the container in place: same ports, same store; resolves once the new server greets a
+   * client. Also starts it again after kill().
+   */
+  async restart(timeoutMs: number, startTimeout: number): Promise<void> {
+    // Not testcontainers' restart(): its wait for "Server is ready" in the logs since the new start
+    // missed the line now and then on Docker 20.10 (and then removed the container).
+    await this.#client.container.getById(this.#container.getId()).restart({ t: Math.ceil(timeoutMs / 1000) });
+    await waitForGreeting(this.host, this.port, startTimeout);
   }
 
   /** SIGKILLs the server (the container stays, with its store, for restart()). */
   async kill(): Promise<void> {
     await this.#client.container.getById(this.#container.getId()).kill({ signal: "SIGKILL" });
+  }
+}
+
+/** Resolves once a nats-server on host:port sends its INFO greeting; throws after `timeout` ms. */
+async function waitForGreeting(host: string, port: number, timeout: number): Promise<void> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const greeted = await new Promise<boolean>((resolve) => {
+      const socket = tcpConnect({ host, port });
+      const done = (ok: boolean): void => {
+        socket.destroy();
+        resolve(ok);
+      };
+      socket.setTimeout(1_000, () => done(false));
+      socket.once("data", (chunk: Buffer) => done(chunk.toString().startsWith("INFO ")));
+      socket.once("error", () => done(false));
+      socket.once("close", () => done(false));
+    });
+    if (greeted) return;
+    if (Date.now() >= deadline) {
+      throw new NatsServerError(
+        "NATS_SERVER_START_TIMEOUT",
+        `nats-server container at ${host}:${port} did not answer within ${timeout}ms of its restart`,
+      );
+    }
+    await delay(100);
   }
 }

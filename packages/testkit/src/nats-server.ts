@@ -401,7 +401,7 @@ export class NatsServer implements AsyncDisposable {
     if (runtime.kind === "container") {
       if (this.#stopped)
         throw invalid("NatsServer.restart(): the container was removed by stop(); start a new server");
-      await runtime.container.restart(this.#options.stopTimeout);
+      await runtime.container.restart(this.#options.stopTimeout, this.#options.startTimeout);
       runtime.up = true;
       return;
     }

@@ -42,13 +42,16 @@ export interface ComposeService {
   volumes?: string[];
   ports?: string[];
   profiles?: string[];
+  user?: string;
+  cap_add?: string[];
+  security_opt?: string[];
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: ComposeHealthcheck;
 }
 
 /** The parts of docker-compose.yaml the tests read. */
 export interface ComposeFile {
-  name?: string;
+  [key: string]: unknown;
   services: Record<string, ComposeService>;
   volumes?: Record<string, unknown>;
 }
@@ -168,6 +171,40 @@ export function documentedEnvVars(): string[] {
   return [...section.matchAll(/^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|/gm)].map((m) => m[1]!);
 }
 
+/** The variables of the table in the "Running it with Docker Compose" section, with their defaults. */
+export function documentedComposeVars(): Map<string, string> {
+  const doc = repoFile("docs/operations.md");
+  const start = doc.indexOf("## Running it with Docker Compose");
+  if (start < 0) throw new Error('docs/operations.md has no "## Running it with Docker Compose" section');
+  const end = doc.indexOf("\n## ", start + 1);
+  const section = doc.slice(start, end < 0 ? undefined : end);
+  return new Map(
+    [...section.matchAll(/^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|\s*`([^`]*)`/gm)].map((m) => [m[1]!, m[2]!]),
+  );
+}
+
+/**
+ * Whether `.dockerignore` keeps `path` out of the build context: the last pattern that matches it
+ * (the path itself or a directory above it) decides, `!` patterns taking it back in, as Docker does.
+ */
+export function dockerIgnored(path: string, patterns: readonly string[]): boolean {
+  let ignored = false;
+  const parts = path.split("/");
+  const prefixes = parts.map((_p, i) => parts.slice(0, i + 1).join("/"));
+  for (const raw of patterns) {
+    const negated = raw.startsWith("!");
+    const pattern = (negated ? raw.slice(1) : raw).replace(/\/$/, "");
+    const regex = new RegExp(
+      `^${pattern
+        .split("**/")
+        .map((piece) => piece.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", "[^/]*"))
+        .join("(?:.*/)?")}$`,
+    );
+    if (prefixes.some((p) => regex.test(p))) ignored = !negated;
+  }
+  return ignored;
+}
+
 /** How a process ended and what it printed. */
 export interface Exit {
   code: number | null;
@@ -227,6 +264,7 @@ const INHERITED_SETTINGS = [
   "OPENCODE_URL",
   "OPENCODE_SERVER_PASSWORD",
   "OPENCODE_CONFIG_FILE",
+  "STATION_OFFLINE_MODEL_URL",
   "ANTHROPIC_API_KEY",
   "OPENAI_API_KEY",
 ];

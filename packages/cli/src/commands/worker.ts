@@ -5,6 +5,7 @@ import { CleanupPolicy } from "@station-coding/protocol";
 import { namesFromConfig } from "../config.js";
 import type { CommonFlags, Run } from "../context.js";
 import { UsageError, connectionFrom, durationFlag, intFlag } from "../context.js";
+import { offlineModelUrl, scriptedProviderConfig } from "../demo/offline-model.js";
 
 interface WorkerFlags extends CommonFlags {
   concurrency?: string;
@@ -13,6 +14,7 @@ interface WorkerFlags extends CommonFlags {
   opencodeUrl?: string;
   opencodePassword?: string;
   opencodeConfig?: string;
+  offlineModel?: string;
   ackWait?: string;
   taskTimeout?: string;
   maxAttempts?: string;
@@ -89,6 +91,11 @@ export function registerWorker(program: Command, run: Run): void {
       "opencode config (JSON) merged over the defaults: providers, models, permissions (env OPENCODE_CONFIG_FILE)",
       process.env.OPENCODE_CONFIG_FILE,
     )
+    .option(
+      "--offline-model <url>",
+      "base URL of a scripted model (station-model-server) OpenCode uses when no *_API_KEY and no opencode config is set, as `demo` does (env STATION_OFFLINE_MODEL_URL)",
+      process.env.STATION_OFFLINE_MODEL_URL,
+    )
     .option("--ack-wait <duration>", "task lease length, e.g. 30s")
     .option("--task-timeout <duration>", "time limit of a task that sets none, e.g. 30m")
     .option("--max-attempts <n>", "runs before a task is dead-lettered")
@@ -144,6 +151,7 @@ export function registerWorker(program: Command, run: Run): void {
         const redactor = new SecretRedactor().addFromEnv();
         const logger = createLogger(redactor, { name: "station-coding-opencode" });
         const opencodeConfig = flags.opencodeConfig ?? conn.config?.coding.opencode?.config_file;
+        const offlineModel = offlineModelUrl(flags.offlineModel, opencodeConfig);
         const concurrency = intFlag("--concurrency", flags.concurrency) ?? w?.concurrency;
         const perOrg = intFlag("--per-org-concurrency", flags.perOrgConcurrency);
         const maxAttempts = intFlag("--max-attempts", flags.maxAttempts) ?? w?.max_attempts;
@@ -220,6 +228,7 @@ export function registerWorker(program: Command, run: Run): void {
           ...(flags.opencodeUrl ? { url: flags.opencodeUrl } : {}),
           ...(flags.opencodePassword ? { password: flags.opencodePassword } : {}),
           ...(opencodeConfig ? { server: { configFile: opencodeConfig } } : {}),
+          ...(offlineModel ? { server: { config: scriptedProviderConfig(offlineModel) } } : {}),
           logger,
         });
         let worker: CodingWorker;
@@ -257,7 +266,7 @@ export function registerWorker(program: Command, run: Run): void {
             confined
               ? `sandbox on, network ${sandbox.network ?? "allow"}`
               : "SANDBOX OFF: the agent's tools run unconfined, and every result says sandbox: off"
-          })\n`,
+          }${offlineModel ? `; no provider key: the scripted offline model at ${offlineModel}` : ""})\n`,
         );
         await stopped;
         return 0;
