@@ -1,8 +1,8 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Env } from "../packages/worker/test/support/harness.js";
-import { startEnv, startWorker } from "../packages/worker/test/support/harness.js";
+import type { Env } from "@station-coding/testkit/worker";
+import { startEnv, startWorker } from "@station-coding/testkit/worker";
 
 const run = promisify(execFile);
 let env: Env;

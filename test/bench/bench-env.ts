@@ -9,7 +9,7 @@ import type { TaskResult } from "@station-coding/protocol";
 import { NatsServer, tempDir } from "@station-coding/testkit";
 import { CodingWorker } from "@station-coding/worker";
 import type { WorkerOptions } from "@station-coding/worker";
-import { ScriptedDriver } from "../../packages/worker/test/support/scripted-driver.js";
+import { ScriptedDriver } from "@station-coding/testkit/worker";
 
 /**
  * A pino destination that drops log lines (the worker still formats them, as in production) but
@@ -191,4 +191,4 @@ export function taskID(prefix: string): string {
 }
 
 export { ScriptedDriver };
-export { script } from "../../packages/worker/test/support/scripted-driver.js";
+export { script } from "@station-coding/testkit/worker";

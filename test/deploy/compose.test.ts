@@ -2,7 +2,7 @@
 // every file, build target, command and environment variable they name exists and is read.
 // No Docker engine is needed: the commands themselves run in worker-container.test.ts.
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, namesFromConfig } from "@station-coding/cli";
 import { codingNames } from "@station-coding/protocol";
@@ -228,7 +228,10 @@ describe("docker-compose.yaml", () => {
     const worker = service(compose, "worker");
     expect(worker.command).toEqual(["node", CLI_ENTRY, "worker"]);
     const pkg = JSON.parse(repoFile("packages/cli/package.json")) as { bin: Record<string, string> };
-    expect(join("packages/cli", pkg.bin["station-coding"]!)).toBe(CLI_ENTRY);
+    // The package's bin is a committed launcher (npm links it at install) that runs that entry.
+    const bin = join("packages/cli", pkg.bin["station-coding"]!);
+    expect(repoFile(bin)).toContain('new URL("../dist/main.js", import.meta.url)');
+    expect(join(dirname(bin), "../dist/main.js")).toBe(CLI_ENTRY);
     expect(await helpOf("worker")).toMatch(/Usage: station-coding worker/);
     // The image runs the same command when compose gives none.
     const stages = dockerStages(repoFile("deploy/Dockerfile"));

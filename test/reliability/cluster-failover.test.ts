@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { NatsCluster, waitFor } from "@station-coding/testkit";
-import { script } from "../../packages/worker/test/support/scripted-driver.js";
+import { script } from "@station-coding/testkit/worker";
 import type { Env } from "./support/env.js";
 import { startEnv } from "./support/env.js";
 import { account, waitForResults } from "./support/ledger.js";

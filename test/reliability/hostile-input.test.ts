@@ -18,8 +18,7 @@ import {
 } from "@station-coding/protocol";
 import { NatsServer, tempDir, waitFor } from "@station-coding/testkit";
 import { pino } from "pino";
-import { startOpenCode } from "../../packages/worker/test/support/opencode-env.js";
-import { ScriptedDriver, script } from "../../packages/worker/test/support/scripted-driver.js";
+import { ScriptedDriver, script, startOpenCode } from "@station-coding/testkit/worker";
 import type { Env } from "./support/env.js";
 import { startEnv } from "./support/env.js";
 import type { HostileCase } from "./support/hostile-cases.js";
@@ -33,8 +32,8 @@ import {
 } from "./support/hostile-opencode.js";
 import { account, waitForResults } from "./support/ledger.js";
 import { recordRow } from "./support/scenario-row.js";
-import type { OrgRole } from "../../packages/cli/src/tenancy/permissions.js";
-import { TenancyStore } from "../../packages/cli/src/tenancy/tenancy-store.js";
+import { TenancyStore } from "@station-coding/cli/internal";
+import type { OrgRole } from "@station-coding/cli/internal";
 
 const MAX_PAYLOAD = 8 * 1024 * 1024;
 

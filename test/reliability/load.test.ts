@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CodingDispatcher } from "@station-coding/dispatcher";
-import { script } from "../../packages/worker/test/support/scripted-driver.js";
+import { script } from "@station-coding/testkit/worker";
 import type { ChildMemory, ChildWorker, Env } from "./support/env.js";
 import { startEnv } from "./support/env.js";
 import { account, waitForResults } from "./support/ledger.js";

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream } from "@nats-io/jetstream";
 import { DeadLetters } from "@station-coding/protocol";
 import { waitFor } from "@station-coding/testkit";
-import { script } from "../../packages/worker/test/support/scripted-driver.js";
+import { script } from "@station-coding/testkit/worker";
 import type { ChildWorker, Env } from "./support/env.js";
 import { startEnv } from "./support/env.js";
 import { account, waitForResults } from "./support/ledger.js";

@@ -1,8 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+import { sourceAliases } from "../../vitest.aliases.js";
 import { SummaryReporter } from "./support/summary-reporter.js";
-
-const pkg = (name: string) => fileURLToPath(new URL(`../../packages/${name}/src/index.ts`, import.meta.url));
 
 // The reliability suite: real nats-servers, worker and dispatcher processes killed on purpose, load
 // and hostile input. Slow by design, so it is kept out of `npm test` and run with
@@ -10,15 +9,7 @@ const pkg = (name: string) => fileURLToPath(new URL(`../../packages/${name}/src/
 // two at once on a 2-core machine would measure each other.
 export default defineConfig({
   root: fileURLToPath(new URL("../..", import.meta.url)),
-  resolve: {
-    alias: {
-      "@station-coding/protocol": pkg("protocol"),
-      "@station-coding/testkit": pkg("testkit"),
-      "@station-coding/worker": pkg("worker"),
-      "@station-coding/dispatcher": pkg("dispatcher"),
-      "@station-coding/cli": pkg("cli"),
-    },
-  },
+  resolve: { alias: sourceAliases },
   test: {
     include: ["test/reliability/**/*.test.ts"],
     exclude: ["**/node_modules/**"],

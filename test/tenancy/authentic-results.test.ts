@@ -10,7 +10,7 @@ import { headers } from "@nats-io/transport-node";
 import type { TaskResult } from "@station-coding/protocol";
 import { RESULT_SIGNER_HEADER, codingNames } from "@station-coding/protocol";
 import { waitFor } from "@station-coding/testkit";
-import { ScriptedDriver, script } from "../../packages/worker/test/support/harness.js";
+import { ScriptedDriver, script } from "@station-coding/testkit/worker";
 import type { TenancyEnv } from "./support/tenancy-env.js";
 import { startTenancy } from "./support/tenancy-env.js";
 

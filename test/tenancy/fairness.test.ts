@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "@station-coding/testkit";
-import type { DriverCall } from "../../packages/worker/test/support/scripted-driver.js";
-import { ScriptedDriver, script } from "../../packages/worker/test/support/harness.js";
+import type { DriverCall } from "@station-coding/testkit/worker";
+import { ScriptedDriver, script } from "@station-coding/testkit/worker";
 import type { TenancyEnv } from "./support/tenancy-env.js";
 import { startTenancy } from "./support/tenancy-env.js";
 

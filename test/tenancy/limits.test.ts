@@ -8,7 +8,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { ErrorCodes, LimitExceededError, credentialsAuthenticator } from "@station-coding/protocol";
 import { waitFor } from "@station-coding/testkit";
-import { script } from "../../packages/worker/test/support/harness.js";
+import { script } from "@station-coding/testkit/worker";
 import type { TenancyEnv } from "./support/tenancy-env.js";
 import { cli, fails, startTenancy } from "./support/tenancy-env.js";
 

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TaskResult } from "@station-coding/protocol";
 import { waitFor } from "@station-coding/testkit";
-import { ScriptedDriver, script } from "../../packages/worker/test/support/harness.js";
+import { ScriptedDriver, script } from "@station-coding/testkit/worker";
 import type { TenancyEnv } from "./support/tenancy-env.js";
 import { cli, startTenancy } from "./support/tenancy-env.js";
 

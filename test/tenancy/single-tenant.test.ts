@@ -21,8 +21,8 @@ import {
 import { CodingDispatcher } from "@station-coding/dispatcher";
 import { CodingWorker } from "@station-coding/worker";
 import { tempDir, waitFor } from "@station-coding/testkit";
-import { ScriptedDriver, script } from "../../packages/worker/test/support/harness.js";
-import { renderSingleTenantUsers } from "../../packages/cli/src/tenancy/accounts-config.js";
+import { ScriptedDriver, script } from "@station-coding/testkit/worker";
+import { renderSingleTenantUsers } from "@station-coding/cli/internal";
 import { ShippedTenancyServer, fails, refused } from "./support/tenancy-env.js";
 
 const NATS_CONF = fileURLToPath(new URL("../../deploy/nats/nats.conf", import.meta.url));

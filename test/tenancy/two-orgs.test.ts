@@ -5,7 +5,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { StreamEvent } from "@station-coding/protocol";
 import type { CodingDispatcher } from "@station-coding/dispatcher";
 import { waitFor } from "@station-coding/testkit";
-import { ScriptedDriver, script } from "../../packages/worker/test/support/harness.js";
+import { ScriptedDriver, script } from "@station-coding/testkit/worker";
 import type { TenancyEnv } from "./support/tenancy-env.js";
 import { startTenancy } from "./support/tenancy-env.js";
 

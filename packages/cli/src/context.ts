@@ -1,4 +1,10 @@
-import { ErrorCodes, StationError, ValidationError, parseDuration } from "@station-coding/protocol";
+import {
+  ErrorCodes,
+  StationError,
+  ValidationError,
+  natsServers,
+  parseDuration,
+} from "@station-coding/protocol";
 import type { StationConfig } from "./config.js";
 import { loadConfig } from "./config.js";
 import { ExitCode } from "./exit-codes.js";
@@ -46,7 +52,7 @@ export async function connectionFrom(flags: CommonFlags): Promise<Connection> {
   const org = flags.org ?? config?.coding.org;
   const creds = flags.creds ?? nats?.creds_file;
   return {
-    servers: flags.natsUrl ?? nats?.url ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222",
+    servers: natsServers(flags.natsUrl ?? nats?.url).join(","),
     ...(creds ? { creds } : {}),
     ...(flags.user ? { user: flags.user } : {}),
     ...((flags.password ?? process.env.NATS_PASSWORD)

@@ -1,13 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { AuthorizationError, connect, errors } from "@nats-io/transport-node";
-import type { Authenticator, NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
 import { CodingDispatcher } from "@station-coding/dispatcher";
 import {
   ErrorCodes,
   StationError,
   ValidationError,
   codingNames,
-  credentialsAuthenticator,
+  natsConnectOptions,
 } from "@station-coding/protocol";
 import type { Logger } from "pino";
 import { pino } from "pino";
@@ -38,6 +38,15 @@ function cliLogger(): Logger {
   return pino({ level, name: "station-coding" }, pino.destination({ dest: 2, sync: true }));
 }
 
+/** The error of a NATS server that refused the command's credentials. */
+export function credentialsRefused(servers: string, cause: unknown): StationError {
+  return new StationError(
+    ErrorCodes.PermissionDenied,
+    `NATS at ${servers} refused the credentials (check --creds, --user/--password or --token)`,
+    { cause },
+  );
+}
+
 /**
  * Connects to NATS for one command: a connect timeout, reconnects as the mode needs, and a one-line
  * error naming the server when it cannot be reached or refuses the credentials.
@@ -47,40 +56,36 @@ export async function connectNats(
   inboxPrefix: string,
   mode: ConnectionMode,
 ): Promise<NatsConnection> {
-  let creds: Authenticator | undefined;
-  if (conn.creds !== undefined) {
-    const path = conn.creds;
-    const contents = await readFile(path).catch(() => {
-      throw new UsageError(`--creds ${path}: cannot be read`);
-    });
-    try {
-      creds = credentialsAuthenticator(contents, `--creds ${path}`);
-    } catch (err) {
-      throw new UsageError(err instanceof ValidationError ? err.message : String(err));
-    }
-  }
-  const where = `NATS at ${conn.servers}`;
-  const hint = "start nats-server -js, or pass --nats-url / set NATS_URL";
+  const path = conn.creds;
+  const creds =
+    path === undefined
+      ? undefined
+      : await readFile(path).catch(() => {
+          throw new UsageError(`--creds ${path}: cannot be read`);
+        });
+  let options: NodeConnectionOptions;
   try {
-    return await connect({
-      servers: conn.servers.split(",").map((s) => s.trim()),
+    options = natsConnectOptions({
+      servers: conn.servers,
       name: "station-coding-cli",
       inboxPrefix,
       timeout: CONNECT_TIMEOUT_MS,
       maxReconnectAttempts: mode === "follow" ? -1 : 3,
-      reconnectTimeWait: 500,
-      ...(creds ? { authenticator: creds } : {}),
-      ...(conn.user !== undefined ? { user: conn.user, pass: conn.pass ?? "" } : {}),
-      ...(conn.token !== undefined ? { token: conn.token } : {}),
+      creds,
+      credsLabel: `--creds ${path}`,
+      user: conn.user,
+      pass: conn.pass,
+      token: conn.token,
     });
   } catch (err) {
-    if (err instanceof AuthorizationError) {
-      throw new StationError(
-        ErrorCodes.PermissionDenied,
-        `${where} refused the credentials (check --creds, --user/--password or --token)`,
-        { cause: err },
-      );
-    }
+    throw new UsageError(err instanceof ValidationError ? err.message : String(err));
+  }
+  const where = `NATS at ${conn.servers}`;
+  const hint = "start nats-server -js, or pass --nats-url / set NATS_URL";
+  try {
+    return await connect(options);
+  } catch (err) {
+    if (err instanceof AuthorizationError) throw credentialsRefused(conn.servers, err);
     if (err instanceof errors.TimeoutError) {
       throw new StationError(
         ErrorCodes.Internal,

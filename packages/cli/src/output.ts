@@ -262,6 +262,33 @@ export function formatTable(headers: string[], rows: string[][]): string {
   return [line(headers), ...rows.map(line)].join("\n");
 }
 
+/**
+ * Prints a list the way every `ls` does: one JSON line per item with --json; else a table with
+ * `headers` and a row per item, or `empty` when there is nothing.
+ */
+export function printList<T>(
+  json: boolean,
+  items: readonly T[],
+  empty: string,
+  headers: string[],
+  row: (item: T) => string[],
+): void {
+  if (json) {
+    for (const item of items) process.stdout.write(`${JSON.stringify(item)}\n`);
+    return;
+  }
+  if (items.length === 0) {
+    process.stdout.write(`${empty}\n`);
+    return;
+  }
+  process.stdout.write(`${formatTable(headers, items.map(row))}\n`);
+}
+
+/** Prints what a command did: `value` as one JSON line with --json, else the sentence `line`. */
+export function printDone(json: boolean, value: unknown, line: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${line}\n`);
+}
+
 /** A worker's load: `in flight/concurrency`. */
 function load(worker: WorkerStatus): string {
   return `${worker.inFlight}/${worker.concurrency}`;

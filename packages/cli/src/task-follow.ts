@@ -1,6 +1,9 @@
+import type { Command } from "commander";
 import type { TaskHandle } from "@station-coding/dispatcher";
 import type { StreamEvent, TaskResult } from "@station-coding/protocol";
 import { formatDuration } from "@station-coding/protocol";
+import type { CommonFlags } from "./context.js";
+import { durationFlag, reattachCommand } from "./context.js";
 import { ExitCode } from "./exit-codes.js";
 import type { FollowProgress } from "./output.js";
 import { eventJson, exitCodeFor, formatEvent, formatResult, formatStatusLine, resultJson } from "./output.js";
@@ -19,6 +22,46 @@ export interface FollowOptions {
   cancelOnExit: boolean;
   /** The command that re-attaches, shown when following stops early. */
   reattach: string;
+}
+
+/** The flags of the commands that follow a task to its result (`submit`, `watch`). */
+export interface FollowFlags extends CommonFlags {
+  waitTimeout?: string;
+  cancelOnExit?: boolean;
+}
+
+/**
+ * Adds `--wait-timeout` and `--cancel-on-exit` to a command that follows a task, and what its exit
+ * codes mean; `detached` ends the line about Ctrl-C.
+ */
+export function withFollowFlags(command: Command, detached = ""): Command {
+  return command
+    .option("--wait-timeout <duration>", "stop waiting after this long (exit 5; the task goes on)")
+    .option(
+      "--cancel-on-exit",
+      "on Ctrl-C, SIGTERM or --wait-timeout, cancel the task and wait for its result",
+    )
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 completed, 1 error, 2 usage, 3 timed out, 4 cancelled, 5 still running\n" +
+        `(--wait-timeout), 130 detached by Ctrl-C${detached}.`,
+    );
+}
+
+/** The `--wait-timeout` of a following command, in ms (a usage error when it is no duration). */
+export function waitTimeoutFlag(flags: FollowFlags): number | undefined {
+  return durationFlag("--wait-timeout", flags.waitTimeout);
+}
+
+/** Follows a task as its command's flags say, then returns the exit code (see {@link followTask}). */
+export function followWithFlags(handle: TaskHandle, flags: FollowFlags): Promise<number> {
+  const waitTimeout = waitTimeoutFlag(flags);
+  return followTask(handle, {
+    json: flags.json === true,
+    ...(waitTimeout !== undefined ? { waitTimeout } : {}),
+    cancelOnExit: flags.cancelOnExit === true,
+    reattach: reattachCommand(flags, handle.taskID),
+  });
 }
 
 /**

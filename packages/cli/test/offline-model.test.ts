@@ -1,7 +1,7 @@
 // When the worker uses the scripted offline model (`--offline-model`, compose's demo profile): only
 // without a provider key and without an opencode config, as `demo` decides.
 import { describe, expect, it } from "vitest";
-import { offlineModelUrl, providerKeys } from "../src/demo/offline-model.js";
+import { offlineModelUrl, providerKeys } from "@station-coding/cli/internal";
 
 const URL = "http://model:8080/v1";
 

@@ -3,8 +3,10 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { DispatcherStatus, WorkerStatus } from "@station-coding/dispatcher";
 import type { StreamEvent, TaskResult } from "@station-coding/protocol";
-import { ExitCode } from "../src/exit-codes.js";
 import {
+  ExitCode,
+  StatusLine,
+  TaskPrinter,
   eventJson,
   exitCodeFor,
   formatBytes,
@@ -16,9 +18,7 @@ import {
   oneLine,
   resultJson,
   summarizeArgs,
-} from "../src/output.js";
-import { StatusLine } from "../src/status-line.js";
-import { TaskPrinter } from "../src/task-follow.js";
+} from "@station-coding/cli/internal";
 
 const base = { taskID: "t1", timestamp: "2025-01-01T00:00:00.000Z" };
 

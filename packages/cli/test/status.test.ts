@@ -2,8 +2,8 @@
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import type { DispatcherStatus } from "@station-coding/dispatcher";
 import { uniqueName, waitFor } from "@station-coding/testkit";
-import type { Env } from "../../worker/test/support/harness.js";
-import { ScriptedDriver, script, startEnv, startWorker } from "../../worker/test/support/harness.js";
+import type { Env } from "@station-coding/testkit/worker";
+import { ScriptedDriver, script, startEnv, startWorker } from "@station-coding/testkit/worker";
 import { Cli } from "./support/cli.js";
 
 let env: Env;

@@ -4,9 +4,8 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ArtifactRef, DeadLetter, SessionState } from "@station-coding/protocol";
-import { tempDir, uniqueName } from "@station-coding/testkit";
-import { GitServer } from "../../worker/test/support/git-server.js";
-import type { Env } from "../../worker/test/support/harness.js";
+import { GitServer, tempDir, uniqueName } from "@station-coding/testkit";
+import type { Env } from "@station-coding/testkit/worker";
 import {
   ScriptedDriver,
   publishTask,
@@ -14,7 +13,7 @@ import {
   startEnv,
   startWorker,
   waitResult,
-} from "../../worker/test/support/harness.js";
+} from "@station-coding/testkit/worker";
 import { Cli, linesOf } from "./support/cli.js";
 
 const GIT_TOKEN = "ghp_clidlqtokenvalue1234567890abcdef";

@@ -3,8 +3,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { StreamEvent, TaskResult } from "@station-coding/protocol";
 import { uniqueName } from "@station-coding/testkit";
-import type { Env } from "../../worker/test/support/harness.js";
-import { ScriptedDriver, script, startEnv, startWorker } from "../../worker/test/support/harness.js";
+import type { Env } from "@station-coding/testkit/worker";
+import { ScriptedDriver, script, startEnv, startWorker } from "@station-coding/testkit/worker";
 import { Cli, linesOf } from "./support/cli.js";
 
 let env: Env;

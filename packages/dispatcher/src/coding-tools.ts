@@ -93,8 +93,3 @@ export function baseTask(op: TaskOp, input: ToolCallOptions & { session: string 
     ...(input.metadata !== undefined ? { metadata: input.metadata } : {}),
   };
 }
-
-/** Only the defined entries of `fields`. */
-export function defined<T extends Record<string, unknown>>(fields: T): Partial<T> {
-  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Partial<T>;
-}

@@ -1,11 +1,10 @@
-import { readFile } from "node:fs/promises";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import { AuthorizationError, connect, headers } from "@nats-io/transport-node";
-import type { Authenticator, NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Tracer } from "@opentelemetry/api";
 import { trace } from "@opentelemetry/api";
 import type { CodingNames, TaskInput, TaskResult } from "@station-coding/protocol";
@@ -19,18 +18,20 @@ import {
   StationError,
   TaskLookups,
   ValidationError,
-  credentialsAuthenticator,
   ensureTopology,
+  natsConnectOptions,
   parseTask,
   parseWith,
+  readCredentialsFile,
   resolveTask,
   validateName,
+  withoutUndefined,
 } from "@station-coding/protocol";
 import type { Logger } from "pino";
 import { AgentContextApi } from "./agent-context.js";
 import { ArtifactsApi } from "./artifacts.js";
 import type { CodeInput, CodingCloseInput, CodingOpenInput, CommitInput, PushInput } from "./coding-tools.js";
-import { baseTask, defined } from "./coding-tools.js";
+import { baseTask } from "./coding-tools.js";
 import { ConnectionMonitor } from "./connection-monitor.js";
 import { DeadLettersApi } from "./dead-letters.js";
 import { guarded, toStationError } from "./errors.js";
@@ -275,7 +276,7 @@ export class CodingDispatcher implements AsyncDisposable {
 
   /** Opens (or reuses) a session's workspace, cloning `git` if given, and returns the result. */
   async codingOpen(input: CodingOpenInput): Promise<TaskResult> {
-    const workspace = defined({
+    const workspace = withoutUndefined({
       name: input.workspace,
       git: input.git,
       scope: input.scope,
@@ -285,9 +286,9 @@ export class CodingDispatcher implements AsyncDisposable {
     const handle = await this.submit({
       ...baseTask("open", input),
       workspace,
-      ...defined({ agentID: input.agentID }),
+      ...withoutUndefined({ agentID: input.agentID }),
     });
-    return handle.result(defined({ timeout: input.wait }));
+    return handle.result(withoutUndefined({ timeout: input.wait }));
   }
 
   /** Runs a prompt in a session and returns the handle to follow it. */
@@ -296,8 +297,8 @@ export class CodingDispatcher implements AsyncDisposable {
     return this.submit({
       ...baseTask("code", input),
       prompt,
-      session: { name: session, ...defined({ continue: keep }) },
-      ...defined({ workspace, agent, model, agentID, inputs, snapshot }),
+      session: { name: session, ...withoutUndefined({ continue: keep }) },
+      ...withoutUndefined({ workspace, agent, model, agentID, inputs, snapshot }),
     });
   }
 
@@ -307,27 +308,27 @@ export class CodingDispatcher implements AsyncDisposable {
       ...baseTask("close", input),
       ...(input.workspace !== undefined ? { workspace: { name: input.workspace } } : {}),
     });
-    return handle.result(defined({ timeout: input.wait }));
+    return handle.result(withoutUndefined({ timeout: input.wait }));
   }
 
   /** Commits the session's workspace; the commit is in `result.commit`. */
   async commit(input: CommitInput): Promise<TaskResult> {
     const handle = await this.submit({
       ...baseTask("commit", input),
-      commit: { message: input.message, ...defined({ all: input.all }) },
+      commit: { message: input.message, ...withoutUndefined({ all: input.all }) },
       ...(input.workspace !== undefined ? { workspace: { name: input.workspace } } : {}),
     });
-    return handle.result(defined({ timeout: input.wait }));
+    return handle.result(withoutUndefined({ timeout: input.wait }));
   }
 
   /** Pushes the session's workspace; what was pushed is in `result.push`. */
   async push(input: PushInput): Promise<TaskResult> {
     const handle = await this.submit({
       ...baseTask("push", input),
-      push: defined({ remote: input.remote, branch: input.branch, setUpstream: input.setUpstream }),
+      push: withoutUndefined({ remote: input.remote, branch: input.branch, setUpstream: input.setUpstream }),
       ...(input.workspace !== undefined ? { workspace: { name: input.workspace } } : {}),
     });
-    return handle.result(defined({ timeout: input.wait }));
+    return handle.result(withoutUndefined({ timeout: input.wait }));
   }
 
   /** Queue depth, consumer counters, workers (alive or dead) and the dead-letter count. */
@@ -359,31 +360,21 @@ export class CodingDispatcher implements AsyncDisposable {
 
 /** Connects with the dispatcher's servers, credentials and per-org inbox prefix. */
 async function connectNats(o: ResolvedDispatcherOptions): Promise<NatsConnection> {
-  let creds: Authenticator | undefined;
-  if (o.creds !== undefined) {
-    const path = o.creds;
-    const contents = await readFile(path).catch((err: unknown) => {
-      throw new ValidationError(
-        "creds",
-        "readable",
-        `creds ${JSON.stringify(path)}: cannot be read (${err instanceof Error ? err.message : String(err)})`,
-        ErrorCodes.InvalidConfig,
-      );
-    });
-    creds = credentialsAuthenticator(contents, `creds ${JSON.stringify(path)}`);
-  }
+  const path = o.creds;
+  const creds = path === undefined ? undefined : await readCredentialsFile(path, "creds");
+  const options = natsConnectOptions({
+    servers: o.servers,
+    name: o.name,
+    inboxPrefix: o.names.inboxPrefix,
+    timeout: o.requestTimeout,
+    creds,
+    credsLabel: `creds ${JSON.stringify(path)}`,
+    user: o.user,
+    pass: o.pass,
+    token: o.token,
+  });
   try {
-    return await connect({
-      servers: o.servers,
-      name: o.name,
-      inboxPrefix: o.names.inboxPrefix,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 500,
-      timeout: o.requestTimeout,
-      ...(creds ? { authenticator: creds } : {}),
-      ...(o.user !== undefined ? { user: o.user, pass: o.pass ?? "" } : {}),
-      ...(o.token !== undefined ? { token: o.token } : {}),
-    });
+    return await connect(options);
   } catch (err) {
     const where = `connecting to NATS at ${o.servers.join(", ")}`;
     if (err instanceof AuthorizationError) {

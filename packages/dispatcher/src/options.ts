@@ -5,6 +5,7 @@ import {
   Name,
   ValidationError,
   codingNames,
+  natsServers,
   parseDuration,
   parseWith,
   validateSigners,
@@ -93,13 +94,12 @@ export interface ResolvedDispatcherOptions {
 export function resolveDispatcherOptions(options: DispatcherOptions = {}): ResolvedDispatcherOptions {
   const { names, topology, connection, logger, ...raw } = options;
   const o = parseWith(RawOptions, raw, "options", ErrorCodes.InvalidConfig);
-  const given = o.servers ?? (process.env.NATS_URL || "nats://127.0.0.1:4222");
-  const servers = (Array.isArray(given) ? given : given.split(",")).map((s) => s.trim()).filter(Boolean);
+  const servers = natsServers(o.servers);
   if (servers.length === 0) {
     throw new ValidationError(
       "servers",
       "nonempty",
-      `servers ${JSON.stringify(given)}: must name at least one NATS server URL`,
+      `servers ${JSON.stringify(o.servers)}: must name at least one NATS server URL`,
       ErrorCodes.InvalidConfig,
     );
   }

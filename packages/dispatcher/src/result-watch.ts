@@ -5,6 +5,7 @@ import {
   StationError,
   TaskResult as TaskResultSchema,
   resultProblem,
+  safeJson,
 } from "@station-coding/protocol";
 import type { Logger } from "pino";
 import { toStationError } from "./errors.js";
@@ -193,14 +194,6 @@ export class ResultWatch {
       // the connection is already closed
     }
     this.sub = undefined;
-  }
-}
-
-function safeJson(data: Uint8Array): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return undefined;
   }
 }
 

@@ -1,5 +1,5 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { WorkerPresence, storedKeys } from "@station-coding/protocol";
+import { WorkerPresence, safeJson, storedKeys } from "@station-coding/protocol";
 import type { DispatcherRuntime } from "./runtime.js";
 import { guarded } from "./errors.js";
 
@@ -102,12 +102,4 @@ export async function readStatus(rt: DispatcherRuntime): Promise<DispatcherStatu
     workers,
     deadLetters: dlq.state.messages,
   };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

@@ -6,6 +6,7 @@ import {
   StreamEvent as StreamEventSchema,
   ValidationError,
   parseDuration,
+  safeJson,
 } from "@station-coding/protocol";
 import { Channel } from "./channel.js";
 import { guarded, toStationError } from "./errors.js";
@@ -192,12 +193,4 @@ async function lastStoredSeq(rt: DispatcherRuntime, subject: string): Promise<nu
   const seq = last?.json<{ seq?: unknown }>().seq;
   const count = info?.state.subjects?.[subject] ?? 0;
   return Math.max(typeof seq === "number" && Number.isInteger(seq) ? seq : 0, count);
-}
-
-function safeJson(data: Uint8Array): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return undefined;
-  }
 }

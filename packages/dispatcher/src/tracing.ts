@@ -2,7 +2,7 @@ import type { MsgHdrs, Subscription } from "@nats-io/transport-node";
 import type { Span, TextMapSetter } from "@opentelemetry/api";
 import { SpanKind, SpanStatusCode, context, propagation, trace } from "@opentelemetry/api";
 import type { ResolvedTask, TaskResult } from "@station-coding/protocol";
-import { StreamEvent } from "@station-coding/protocol";
+import { StreamEvent, safeJson } from "@station-coding/protocol";
 import type { ResultWatch } from "./result-watch.js";
 import type { DispatcherRuntime } from "./runtime.js";
 
@@ -117,13 +117,5 @@ export class DispatchSpan {
       this.span.setStatus({ code: SpanStatusCode.ERROR, message });
     }
     this.span.end();
-  }
-}
-
-function safeJson(data: Uint8Array): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return undefined;
   }
 }

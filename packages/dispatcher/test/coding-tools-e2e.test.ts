@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CodingDispatcher } from "@station-coding/dispatcher";
-import { GitServer, git } from "../../worker/test/support/git-server.js";
-import type { Env } from "../../worker/test/support/harness.js";
-import { script, startEnv, startWorker } from "../../worker/test/support/harness.js";
+import { GitServer, git } from "@station-coding/testkit";
+import type { Env } from "@station-coding/testkit/worker";
+import { script, startEnv, startWorker } from "@station-coding/testkit/worker";
 
 const TOKEN = "ghp_tooltesttokenvalue1234567890abcd";
 let env: Env;

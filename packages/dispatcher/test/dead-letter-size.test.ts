@@ -5,7 +5,7 @@ import { Objm } from "@nats-io/obj";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CodingDispatcher } from "@station-coding/dispatcher";
 import { deadLetterPayloadKey } from "@station-coding/protocol";
-import { ScriptedDriver, startWorker } from "../../worker/test/support/harness.js";
+import { ScriptedDriver, startWorker } from "@station-coding/testkit/worker";
 import type { DispatcherEnv } from "./support/dispatcher-env.js";
 import { startDispatcherEnv, until } from "./support/dispatcher-env.js";
 

@@ -4,8 +4,8 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CodingDispatcher } from "@station-coding/dispatcher";
-import { GitServer } from "../../worker/test/support/git-server.js";
-import { ScriptedDriver, script, startWorker } from "../../worker/test/support/harness.js";
+import { GitServer } from "@station-coding/testkit";
+import { ScriptedDriver, script, startWorker } from "@station-coding/testkit/worker";
 import type { DispatcherEnv } from "./support/dispatcher-env.js";
 import { startDispatcherEnv, until } from "./support/dispatcher-env.js";
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { script, startWorker } from "../../worker/test/support/harness.js";
+import { script, startWorker } from "@station-coding/testkit/worker";
 import type { DispatcherEnv } from "./support/dispatcher-env.js";
 import { collect, startDispatcherEnv } from "./support/dispatcher-env.js";
 

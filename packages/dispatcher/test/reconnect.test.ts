@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { StreamEvent } from "@station-coding/protocol";
-import { eventsOf, script, startWorker } from "../../worker/test/support/harness.js";
+import { eventsOf, script, startWorker } from "@station-coding/testkit/worker";
 import type { DispatcherEnv } from "./support/dispatcher-env.js";
 import { startDispatcherEnv } from "./support/dispatcher-env.js";
 

@@ -1,6 +1,6 @@
 import { Kvm } from "@nats-io/kv";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ScriptedDriver, script, startWorker } from "../../worker/test/support/harness.js";
+import { ScriptedDriver, script, startWorker } from "@station-coding/testkit/worker";
 import type { DispatcherEnv } from "./support/dispatcher-env.js";
 import { startDispatcherEnv, until } from "./support/dispatcher-env.js";
 

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ErrorCodes, StationError, ValidationError, artifactKey, patchKey } from "@station-coding/protocol";
 import { Objm } from "@nats-io/obj";
 import { waitFor } from "@station-coding/testkit";
-import { script, startWorker } from "../../worker/test/support/harness.js";
+import { script, startWorker } from "@station-coding/testkit/worker";
 import type { DispatcherEnv } from "./support/dispatcher-env.js";
 import { startDispatcherEnv } from "./support/dispatcher-env.js";
 

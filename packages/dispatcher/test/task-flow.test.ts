@@ -11,7 +11,7 @@ import {
   resultMessages,
   script,
   startWorker,
-} from "../../worker/test/support/harness.js";
+} from "@station-coding/testkit/worker";
 import type { DispatcherEnv } from "./support/dispatcher-env.js";
 import { collect, startDispatcherEnv } from "./support/dispatcher-env.js";
 

@@ -4,7 +4,7 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import { DISPATCH_SPAN } from "@station-coding/dispatcher";
-import { script, startWorker } from "../../worker/test/support/harness.js";
+import { script, startWorker } from "@station-coding/testkit/worker";
 import type { DispatcherEnv } from "./support/dispatcher-env.js";
 import { startDispatcherEnv, until } from "./support/dispatcher-env.js";
 

@@ -54,7 +54,9 @@ export { DeadLetters } from "./dead-letters.js";
 export type { ReplayCredentials } from "./dead-letters.js";
 export { casUpdate, decodeEntry, getJson, isCasConflict, storedKeys } from "./kv-json.js";
 export { TaskLookups, resultProblem } from "./lookups.js";
-export { credentialsAuthenticator, seedFromCredentials } from "./nats-credentials.js";
+export { safeJson, withoutUndefined } from "./plain-data.js";
+export { DEFAULT_NATS_URL, natsConnectOptions, natsServers } from "./nats-connect.js";
+export { credentialsAuthenticator, readCredentialsFile, seedFromCredentials } from "./nats-credentials.js";
 export {
   RESULT_SIGNATURE_HEADER,
   RESULT_SIGNER_HEADER,
@@ -116,6 +118,7 @@ export {
 
 export type { ContextSetOptions } from "./context-store.js";
 export type { ErrorCode, StationErrorOptions, WireError } from "./errors.js";
+export type { NatsConnectSettings } from "./nats-connect.js";
 export type { Versioned } from "./kv-json.js";
 export type { TaskLookupsOptions } from "./lookups.js";
 export type { ResultAuthenticity } from "./result-signature.js";

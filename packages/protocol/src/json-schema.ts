@@ -7,6 +7,23 @@ import { Task } from "./task.js";
 
 const SCHEMA_BASE = "https://station-coding.dev/schema";
 
+/**
+ * What Task's superRefine checks, in JSON Schema terms (zod cannot export a refinement): a `code`
+ * task, the default op, needs a prompt with more than white space; a `commit` task needs `commit`.
+ * `properties` alone holds when `op` is absent, so the first rule covers the default op too.
+ * json-schema.test.ts checks that a JSON Schema validator and zod agree on every case.
+ */
+const TASK_OP_RULES = [
+  {
+    if: { properties: { op: { const: "code" } } },
+    then: { required: ["prompt"], properties: { prompt: { pattern: "\\S" } } },
+  },
+  {
+    if: { properties: { op: { const: "commit" } }, required: ["op"] },
+    then: { required: ["commit"] },
+  },
+];
+
 /** The published JSON Schema documents, by file name, generated from the zod schemas. */
 export function jsonSchemas(): Record<string, Record<string, unknown>> {
   const documents: [string, z.ZodType, "input" | "output", string][] = [
@@ -24,6 +41,7 @@ export function jsonSchemas(): Record<string, Record<string, unknown>> {
   for (const [name, schema, io, description] of documents) {
     out[`${name}.schema.json`] = {
       ...z.toJSONSchema(schema, { io, unrepresentable: "any" }),
+      ...(schema === Task ? { allOf: TASK_OP_RULES } : {}),
       $id: `${SCHEMA_BASE}/${name}.schema.json`,
       title: name,
       description,

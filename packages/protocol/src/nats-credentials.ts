@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { credsAuthenticator, nkeyAuthenticator } from "@nats-io/transport-node";
 import type { Authenticator } from "@nats-io/transport-node";
 import { ErrorCodes, ValidationError } from "./errors.js";
@@ -35,4 +36,20 @@ export function credentialsAuthenticator(contents: Uint8Array, what = "creds"): 
     );
   }
   return nkeyAuthenticator(new TextEncoder().encode(seed));
+}
+
+/**
+ * The contents of a credentials file named by the option `what`.
+ *
+ * @throws ValidationError (INVALID_CONFIG) naming the option and the file when it cannot be read.
+ */
+export async function readCredentialsFile(path: string, what: string): Promise<Uint8Array> {
+  return readFile(path).catch((err: unknown) => {
+    throw new ValidationError(
+      what,
+      "readable",
+      `${what} ${JSON.stringify(path)}: cannot be read (${err instanceof Error ? err.message : String(err)})`,
+      ErrorCodes.InvalidConfig,
+    );
+  });
 }

@@ -11,7 +11,7 @@ import {
   seedFromCredentials,
   validateSigners,
   verifyResultSignature,
-} from "../src/index.js";
+} from "@station-coding/protocol";
 
 function newSigner(): ResultSigner {
   return ResultSigner.fromSeed(new TextDecoder().decode(createUser().getSeed()));

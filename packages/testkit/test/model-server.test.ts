@@ -7,10 +7,15 @@ import { fileURLToPath } from "node:url";
 
 import { afterEach, describe, expect, it, vi } from "vitest";
 
-import { ScriptedModelServer } from "../src/model-server.js";
-import type { ChatMessage, Scenario } from "../src/scenario.js";
-import { stepIndex, workdirFromMessages } from "../src/scenario.js";
-import { createFileScenario, providerErrorScenario, slowScenario } from "../src/scenarios.js";
+import {
+  ScriptedModelServer,
+  createFileScenario,
+  providerErrorScenario,
+  slowScenario,
+  stepIndex,
+  workdirFromMessages,
+} from "@station-coding/testkit";
+import type { ChatMessage, Scenario } from "@station-coding/testkit";
 
 const TOOLS = [{ type: "function", function: { name: "write", parameters: { type: "object" } } }];
 const SYSTEM: ChatMessage = {

@@ -16,15 +16,15 @@ import { createOpencodeClient } from "@opencode-ai/sdk/v2";
 import type { AssistantMessage, Event, OpencodeClient, Part, ToolPart } from "@opencode-ai/sdk/v2";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
-import { ScriptedModelServer } from "../src/model-server.js";
-import type { ScriptedUsage } from "../src/scenario.js";
 import {
+  ScriptedModelServer,
   createFileScenario,
   multiStepScenario,
   permissionAskScenario,
   providerErrorScenario,
   slowScenario,
-} from "../src/scenarios.js";
+} from "@station-coding/testkit";
+import type { ScriptedUsage } from "@station-coding/testkit";
 
 /** Model prices in $ per million tokens, to check how OpenCode turns usage into cost. */
 const PRICE = { input: 1, output: 2, cache_read: 0.5, cache_write: 0 };

@@ -1,4 +1,4 @@
-import type { JsMsg } from "@nats-io/jetstream";
+import type { JetStreamManager, JsMsg } from "@nats-io/jetstream";
 
 /**
  * Every delivery of one task that this worker holds: the message it runs, plus the deliveries of
@@ -48,5 +48,22 @@ export class TaskDeliveries {
   async ackAck(): Promise<void> {
     for (const msg of this.duplicates.values()) msg.ack();
     await this.current.ackAck();
+  }
+}
+
+/**
+ * Stops redelivery for good. On nats-server 2.9 a terminated message stays in a work-queue
+ * stream, so it is also deleted from `stream`; the error result (and dead letter) already say
+ * what happened.
+ */
+export async function terminate(
+  target: JsMsg | TaskDeliveries,
+  reason: string,
+  jsm: JetStreamManager,
+  stream: string,
+): Promise<void> {
+  for (const msg of target instanceof TaskDeliveries ? target.all : [target]) {
+    msg.term(reason.slice(0, 200));
+    await jsm.streams.deleteMessage(stream, msg.seq, false).catch(() => undefined);
   }
 }

@@ -1,10 +1,10 @@
-import type { JetStreamClient } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import type { ArtifactRef, EventDraft, StreamEvent } from "@station-coding/protocol";
 import type { Logger } from "pino";
 import { fitJson } from "./fit-message.js";
 import { PayloadTooLargeError, publishBounded } from "./publish.js";
-import type { SecretRedactor } from "./redact.js";
+import type { SecretRedactor } from "./shared/redact.js";
 
 /** Options of an {@link EventPublisher}. */
 export interface EventPublisherOptions {
@@ -227,5 +227,19 @@ export class EventPublisher {
       this.droppedCount += 1;
       log.error({ err, seq }, "event could not be published; dropped");
     }
+  }
+}
+
+/**
+ * The seq of the last event stored on `subject` (0 when there is none): a new run of a task
+ * continues its event numbering, so that a client following from seq 1 sees every attempt in order.
+ */
+export async function lastEventSeq(jsm: JetStreamManager, stream: string, subject: string): Promise<number> {
+  try {
+    const msg = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+    const seq = (msg?.json<{ seq?: unknown }>().seq as number | undefined) ?? 0;
+    return Number.isInteger(seq) ? seq : 0;
+  } catch {
+    return 0;
   }
 }

@@ -1,6 +1,6 @@
 import { pino } from "pino";
 import type { DestinationStream, Logger } from "pino";
-import type { SecretRedactor } from "./redact.js";
+import type { SecretRedactor } from "./shared/redact.js";
 
 /** Field paths that never reach a log line in clear. */
 export const REDACTED_PATHS = [

@@ -1,7 +1,5 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { z } from "zod";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { CodingNamesOptions, TopologyOptions } from "@station-coding/protocol";
@@ -11,18 +9,23 @@ import {
   MAX_TIMEOUT_MS,
   Name,
   ValidationError,
+  natsServers,
   parseDuration,
   parseWith,
   validateName,
+  withoutUndefined,
 } from "@station-coding/protocol";
 import type { DestinationStream } from "pino";
-import type { AgentDriver } from "./driver.js";
-import type { WorkspaceGitOptions } from "./workspace.js";
+import { GIT_TIMEOUTS } from "./git/git.js";
+import type { AgentDriver } from "./shared/driver.js";
+import { DEFAULT_MAX_INPUT_BYTES } from "./workspace/input-files.js";
+import { defaultWorkspaceDir } from "./workspace/workspace.js";
+import type { WorkspaceGitOptions } from "./workspace/workspace.js";
 
 const Duration = z.union([z.number(), z.string()]);
 
 const RawOptions = z.object({
-  /** NATS servers. @default process.env.NATS_URL ?? "nats://127.0.0.1:4222" */
+  /** NATS servers (a list or a comma-separated string). @default process.env.NATS_URL, then "nats://127.0.0.1:4222" */
   servers: z.union([z.string(), z.array(z.string())]).optional(),
   /** NATS credentials file. */
   creds: z.string().optional(),
@@ -78,8 +81,6 @@ const RawOptions = z.object({
   workspaceDir: z.string().optional(),
   /** Worker id in presence records and leases. @default "<hostname>-<pid>-<random>" */
   workerID: Name.optional(),
-  /** Largest tool output inlined in an event; larger ones become artifacts. @default 16 KiB */
-  maxInlineOutput: z.number().int().positive().optional(),
   /** Window in which text deltas are merged into one event. @default 100 */
   coalesceMs: z.number().int().nonnegative().max(1000).optional(),
   /** Create or check the topology at start. @default true */
@@ -171,7 +172,6 @@ export interface ResolvedWorkerOptions {
   pullExpires: number;
   workspaceDir: string;
   workerID: string;
-  maxInlineOutput: number;
   coalesceMs: number;
   ensureTopology: boolean;
   cleanupPolicy: CleanupPolicy;
@@ -193,7 +193,6 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     ...raw
   } = options;
   const o = parseWith(RawOptions, raw, "options", ErrorCodes.InvalidConfig);
-  const servers = o.servers ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
   const concurrency = o.concurrency ?? 4;
   // Every duration below drives a Node.js timer, which fires at once when given more than 2^31-1 ms.
   const ms = (
@@ -234,7 +233,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     }
   }
   return {
-    servers: Array.isArray(servers) ? servers : servers.split(",").map((s) => s.trim()),
+    servers: natsServers(o.servers),
     ...(o.creds !== undefined ? { creds: o.creds } : {}),
     ...(o.user !== undefined ? { user: o.user } : {}),
     ...(o.pass !== undefined ? { pass: o.pass } : {}),
@@ -261,18 +260,17 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     pullExpires: ms("pullExpires", o.pullExpires, "5s"),
     workspaceDir: o.workspaceDir ?? defaultWorkspaceDir(),
     workerID: o.workerID ?? validateName("workerID", defaultWorkerID()),
-    maxInlineOutput: o.maxInlineOutput ?? 16 * 1024,
     coalesceMs: o.coalesceMs ?? 100,
     ensureTopology: o.ensureTopology ?? true,
     cleanupPolicy: o.cleanupPolicy ?? "on_session_end",
     // An age, compared with timestamps; its sweep timer runs at most hourly.
     workspaceMaxAge: ms("workspaceMaxAge", o.workspaceMaxAge, "7d", Number.MAX_SAFE_INTEGER),
-    maxInputBytes: o.maxInputBytes ?? 64 * 1024 * 1024,
+    maxInputBytes: o.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES,
     git: {
       ...withoutUndefined(o.git ?? {}),
-      timeout: ms("git.timeout", o.git?.timeout, "60s"),
-      cloneTimeout: ms("git.cloneTimeout", o.git?.cloneTimeout, "10m"),
-      pushTimeout: ms("git.pushTimeout", o.git?.pushTimeout, "5m"),
+      timeout: ms("git.timeout", o.git?.timeout, GIT_TIMEOUTS.call),
+      cloneTimeout: ms("git.cloneTimeout", o.git?.cloneTimeout, GIT_TIMEOUTS.clone),
+      pushTimeout: ms("git.pushTimeout", o.git?.pushTimeout, GIT_TIMEOUTS.push),
     },
   };
 }
@@ -286,15 +284,6 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
 export function workerInboxPrefix(orgs: readonly (string | undefined)[]): string {
   const named = [...new Set(orgs.filter((org): org is string => org !== undefined))].sort();
   return named.length === 0 ? "_INBOX" : `_INBOX_worker+${named.join("+")}`;
-}
-
-/** Where workspaces live unless configured: `$TMPDIR/station-coding/workspaces`. */
-export function defaultWorkspaceDir(): string {
-  return join(tmpdir(), "station-coding", "workspaces");
-}
-
-function withoutUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 function defaultWorkerID(): string {

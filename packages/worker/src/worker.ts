@@ -7,38 +7,40 @@ import type { ObjectStore } from "@nats-io/obj";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection, Status, Subscription } from "@nats-io/transport-node";
 import { trace } from "@opentelemetry/api";
-import { mkdir, readFile, realpath } from "node:fs/promises";
+import { mkdir, realpath } from "node:fs/promises";
 import type { CodingNames, WorkerState } from "@station-coding/protocol";
 import {
   AgentContextStore,
   DeadLetters,
   ErrorCodes,
   ResultSigner,
-  StationError,
   SessionStore,
+  StationError,
   TaskLookups,
   ValidationError,
-  cancelRequestFrom,
   codingNames,
-  credentialsAuthenticator,
   ensureTaskConsumer,
   ensureTopology,
+  natsConnectOptions,
+  readCredentialsFile,
   seedFromCredentials,
-  taskIDFromSubject,
 } from "@station-coding/protocol";
 import type { Logger } from "pino";
-import { abortableDelay } from "./abortable-delay.js";
+import { abortableDelay } from "./shared/abortable-delay.js";
+import { subscribeCancels } from "./cancel.js";
 import { Leases } from "./lease.js";
+import { subscribeMaxDeliveries } from "./max-deliveries.js";
 import { createLogger } from "./logger.js";
 import type { ResolvedWorkerOptions, WorkerOptions } from "./options.js";
 import { resolveWorkerOptions, workerInboxPrefix } from "./options.js";
 import { Presence, WORKER_VERSION } from "./presence.js";
-import { SecretRedactor } from "./redact.js";
+import { SecretRedactor } from "./shared/redact.js";
 import { Slots } from "./slots.js";
-import { ShutdownError, TaskRunner } from "./task-runner.js";
-import type { RunnerStats } from "./task-runner.js";
-import type { SecretLookup } from "./git-credentials.js";
-import { WorkspaceManager, isInside } from "./workspace.js";
+import { ShutdownError } from "./errors.js";
+import type { RunnerStats } from "./runner-deps.js";
+import { TaskRunner } from "./task-runner.js";
+import type { SecretLookup } from "./git/git-credentials.js";
+import { WorkspaceManager, isInside } from "./workspace/workspace.js";
 
 interface Namespace {
   key: string;
@@ -151,7 +153,7 @@ export class CodingWorker {
 
   /** TaskIDs running now. */
   get runningTasks(): string[] {
-    return this.namespaces.flatMap((ns) => [...ns.runner.running.keys()]);
+    return this.namespaces.flatMap((ns) => ns.runner.cancels.taskIDs());
   }
 
   private async init(): Promise<void> {
@@ -265,35 +267,12 @@ export class CodingWorker {
         shutdown: this.shutdown.signal,
         maxPayload: () => nc.info?.max_payload,
       });
-      const cancels = nc.subscribe(`${names.cancelPrefix}.*`, {
-        callback: (err, msg) => {
-          if (err) {
-            logger.error({ err }, "cancel subscription failed");
-            return;
-          }
-          const taskID = taskIDFromSubject(msg.subject) ?? "";
-          // The same rule as a stored cancel (TaskLookups.cancel): junk is no request.
-          const request = cancelRequestFrom(safeJson(msg.data));
-          if (request && runner.cancel(taskID, request.reason))
-            logger.info({ taskID }, "cancel request delivered to the running task");
-        },
-      });
-      // One worker per namespace handles each max-deliveries advisory (queue group).
-      const advisories = nc.subscribe(
-        `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${names.streams.tasks}.${names.consumer}`,
-        {
-          queue: `station-coding-advisories-${names.streams.tasks}`,
-          callback: (err, msg) => {
-            if (err) return;
-            const advisory = safeJson(msg.data) as { stream_seq?: number; deliveries?: number } | undefined;
-            if (typeof advisory?.stream_seq !== "number") return;
-            void runner
-              .onMaxDeliveries(advisory.stream_seq, advisory.deliveries ?? 0)
-              .catch((e: unknown) =>
-                logger.error({ err: e }, "could not dead-letter a task after max deliveries"),
-              );
-          },
-        },
+      const cancels = subscribeCancels(nc, names, runner.cancels, logger);
+      const advisories = subscribeMaxDeliveries(
+        nc,
+        names,
+        (streamSeq, deliveries) => runner.onMaxDeliveries(streamSeq, deliveries),
+        logger,
       );
       const consumer = await js.consumers.get(names.streams.tasks, names.consumer);
       workersBuckets.push(await kvm.open(names.kv.workers));
@@ -499,16 +478,13 @@ async function connectNats(
   logger: Logger,
   auth: ConnectionAuth,
 ): Promise<NatsConnection> {
-  const nc = await connect({
-    servers: options.servers,
-    name: `station-coding-worker ${options.workerID}`,
-    inboxPrefix: auth.inboxPrefix,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-    ...(auth.creds ? { authenticator: credentialsAuthenticator(auth.creds) } : {}),
-    ...(auth.user !== undefined ? { user: auth.user, pass: auth.pass ?? "" } : {}),
-    ...(auth.token !== undefined ? { token: auth.token } : {}),
-  });
+  const nc = await connect(
+    natsConnectOptions({
+      servers: options.servers,
+      name: `station-coding-worker ${options.workerID}`,
+      ...auth,
+    }),
+  );
   void (async () => {
     for await (const status of nc.status()) {
       if (status.type === "disconnect" || status.type === "reconnect")
@@ -520,14 +496,7 @@ async function connectNats(
 
 /** Reads a credentials file; its seed becomes a secret the redactor scrubs. */
 async function readCredentials(path: string, what: string, redactor: SecretRedactor): Promise<Uint8Array> {
-  const contents = await readFile(path).catch((err: unknown) => {
-    throw new ValidationError(
-      what,
-      "readable",
-      `${what} ${JSON.stringify(path)}: cannot be read (${err instanceof Error ? err.message : String(err)})`,
-      ErrorCodes.InvalidConfig,
-    );
-  });
+  const contents = await readCredentialsFile(path, what);
   redactor.add(seedFromCredentials(contents));
   return contents;
 }
@@ -550,12 +519,4 @@ async function readSigner(path: string, what: string, redactor: SecretRedactor):
     );
   }
   return ResultSigner.fromSeed(seed, what);
-}
-
-function safeJson(data: Uint8Array): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return undefined;
-  }
 }

@@ -4,8 +4,15 @@
 import { DeadLetters } from "@station-coding/protocol";
 import { waitFor } from "@station-coding/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Env } from "./support/harness.js";
-import { ScriptedDriver, publishTask, script, startEnv, startWorker, waitResult } from "./support/harness.js";
+import type { Env } from "@station-coding/testkit/worker";
+import {
+  ScriptedDriver,
+  publishTask,
+  script,
+  startEnv,
+  startWorker,
+  waitResult,
+} from "@station-coding/testkit/worker";
 
 let env: Env;
 beforeEach(async () => {

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DeadLetters } from "@station-coding/protocol";
 import { waitFor } from "@station-coding/testkit";
-import type { Env } from "./support/harness.js";
+import type { Env } from "@station-coding/testkit/worker";
 import {
   ScriptedDriver,
   eventsOf,
@@ -14,7 +14,7 @@ import {
   startEnv,
   startWorker,
   waitResult,
-} from "./support/harness.js";
+} from "@station-coding/testkit/worker";
 
 let env: Env;
 beforeEach(async () => {

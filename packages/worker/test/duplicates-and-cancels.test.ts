@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { TaskLease } from "@station-coding/protocol";
 import { MAX_ERROR_BYTES } from "@station-coding/protocol";
 import { waitFor } from "@station-coding/testkit";
-import type { Env } from "./support/harness.js";
+import type { Env } from "@station-coding/testkit/worker";
 import {
   ScriptedDriver,
   consumerInfo,
@@ -18,7 +18,7 @@ import {
   startEnv,
   startWorker,
   waitResult,
-} from "./support/harness.js";
+} from "@station-coding/testkit/worker";
 
 let env: Env;
 beforeEach(async () => {

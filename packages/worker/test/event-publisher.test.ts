@@ -6,9 +6,13 @@ import type { MsgHdrs } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ArtifactRef, StreamEvent } from "@station-coding/protocol";
-import { EventPublisher, SecretRedactor } from "@station-coding/worker";
-import { fitJson } from "../src/fit-message.js";
-import { PayloadTooLargeError, publishBounded } from "../src/publish.js";
+import {
+  EventPublisher,
+  PayloadTooLargeError,
+  SecretRedactor,
+  fitJson,
+  publishBounded,
+} from "@station-coding/worker/internal";
 
 interface Published {
   subject: string;

@@ -5,12 +5,10 @@ import { readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { ErrorCodes, StationError } from "@station-coding/protocol";
-import { tempDir } from "@station-coding/testkit";
-import { SecretRedactor } from "../src/redact.js";
-import { WorkspaceManager } from "../src/workspace.js";
-import type { WorkspaceManagerOptions } from "../src/workspace.js";
+import { GitServer, git, tempDir } from "@station-coding/testkit";
+import { SecretRedactor, WorkspaceManager } from "@station-coding/worker/internal";
+import type { WorkspaceManagerOptions } from "@station-coding/worker/internal";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { GitServer, git } from "./support/git-server.js";
 import {
   argvSpy,
   captureLogger,

@@ -5,11 +5,9 @@
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { tempDir } from "@station-coding/testkit";
+import { GitServer, git, tempDir } from "@station-coding/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WorkspaceManager } from "../src/workspace.js";
-import { commandOverrides } from "../src/git.js";
-import { GitServer, git } from "./support/git-server.js";
+import { WorkspaceManager, commandOverrides } from "@station-coding/worker/internal";
 import { makeTask } from "./support/workspace-fixtures.js";
 
 const TOKEN = "hardening-token-0123456789";

@@ -1,7 +1,12 @@
 import { ErrorCodes } from "@station-coding/protocol";
 import { describe, expect, it } from "vitest";
-import { checkGitUrl, checkRefName, checkRemoteName, checkSparsePath } from "../src/url-policy.js";
-import { GitRefusedError } from "../src/workspace-errors.js";
+import {
+  GitRefusedError,
+  checkGitUrl,
+  checkRefName,
+  checkRemoteName,
+  checkSparsePath,
+} from "@station-coding/worker/internal";
 
 function refusal(fn: () => unknown): GitRefusedError {
   try {

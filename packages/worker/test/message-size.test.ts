@@ -4,7 +4,7 @@ import { Objm } from "@nats-io/obj";
 import { afterEach, describe, expect, it } from "vitest";
 import { DeadLetters, TaskResult } from "@station-coding/protocol";
 import { waitFor } from "@station-coding/testkit";
-import type { Env } from "./support/harness.js";
+import type { Env } from "@station-coding/testkit/worker";
 import {
   ScriptedDriver,
   consumerInfo,
@@ -15,7 +15,7 @@ import {
   startEnv,
   startWorker,
   waitResult,
-} from "./support/harness.js";
+} from "@station-coding/testkit/worker";
 
 let env: Env;
 afterEach(async () => {

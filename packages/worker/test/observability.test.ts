@@ -5,8 +5,15 @@ import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { waitFor } from "@station-coding/testkit";
-import type { Env } from "./support/harness.js";
-import { eventsOf, publishTask, script, startEnv, startWorker, waitResult } from "./support/harness.js";
+import type { Env } from "@station-coding/testkit/worker";
+import {
+  eventsOf,
+  publishTask,
+  script,
+  startEnv,
+  startWorker,
+  waitResult,
+} from "@station-coding/testkit/worker";
 
 const exporter = new InMemorySpanExporter();
 beforeAll(() => {

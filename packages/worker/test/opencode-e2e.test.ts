@@ -16,9 +16,15 @@ import {
   waitFor,
 } from "@station-coding/testkit";
 import type { Scenario } from "@station-coding/testkit";
-import type { Env } from "./support/harness.js";
-import { eventsOf, publishTask, startEnv, startWorker, waitResult } from "./support/harness.js";
-import { startOpenCode } from "./support/opencode-env.js";
+import type { Env } from "@station-coding/testkit/worker";
+import {
+  eventsOf,
+  publishTask,
+  startEnv,
+  startOpenCode,
+  startWorker,
+  waitResult,
+} from "@station-coding/testkit/worker";
 
 // Prices of the scripted model in dollars per million tokens (cost = sum over every step).
 const PRICE = { input: 3, output: 15, cache_read: 0.3, cache_write: 3.75 };

@@ -10,7 +10,7 @@ import type { EventDraft, TaskInput } from "@station-coding/protocol";
 import { codingNames, parseTask, resolveTask } from "@station-coding/protocol";
 import { tempDir } from "@station-coding/testkit";
 import type { OpenCodeDriver } from "@station-coding/worker";
-import { startOpenCode } from "./support/opencode-env.js";
+import { startOpenCode } from "@station-coding/testkit/worker";
 
 let oc: Awaited<ReturnType<typeof startOpenCode>>;
 let root: string;

@@ -5,10 +5,16 @@ import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@open
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ScriptedModelServer, createFileScenario, tempDir, waitFor } from "@station-coding/testkit";
-import { OpenCodeDriver, OpenCodeServer } from "@station-coding/worker";
-import type { Env } from "./support/harness.js";
-import { eventsOf, publishTask, startEnv, startWorker, waitResult } from "./support/harness.js";
-import { fakeProviderConfig } from "./support/opencode-env.js";
+import { OpenCodeDriver, OpenCodeServer } from "@station-coding/worker/internal";
+import type { Env } from "@station-coding/testkit/worker";
+import {
+  eventsOf,
+  fakeProviderConfig,
+  publishTask,
+  startEnv,
+  startWorker,
+  waitResult,
+} from "@station-coding/testkit/worker";
 
 const exporter = new InMemorySpanExporter();
 let model: ScriptedModelServer;
@@ -119,7 +125,7 @@ describe("managed and external OpenCode", () => {
       message: "model call in progress",
     });
     const firstPid = driver.managedServer?.pid;
-    driver.managedServer?.killForTest();
+    process.kill(firstPid!, "SIGKILL");
     const result = await waitResult(env, "phoenix", 90_000);
     expect(result.status, JSON.stringify(result)).toBe("completed");
     expect(result.metrics.attempts).toBe(2);

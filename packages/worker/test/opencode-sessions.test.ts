@@ -4,9 +4,15 @@ import { Objm } from "@nats-io/obj";
 import { sessionExportKey } from "@station-coding/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Scenario } from "@station-coding/testkit";
-import type { Env } from "./support/harness.js";
-import { eventsOf, publishTask, startEnv, startWorker, waitResult } from "./support/harness.js";
-import { startOpenCode } from "./support/opencode-env.js";
+import type { Env } from "@station-coding/testkit/worker";
+import {
+  eventsOf,
+  publishTask,
+  startEnv,
+  startOpenCode,
+  startWorker,
+  waitResult,
+} from "@station-coding/testkit/worker";
 
 const scenarios: Scenario[] = [
   { name: "remember", match: "remember the word", steps: [{ text: "I will remember kiwi." }] },

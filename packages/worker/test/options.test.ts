@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MAX_TIMEOUT_MS, ValidationError } from "@station-coding/protocol";
 import { resolveWorkerOptions } from "@station-coding/worker";
-import { ScriptedDriver } from "./support/scripted-driver.js";
+import { ScriptedDriver } from "@station-coding/testkit/worker";
 
 const driver = new ScriptedDriver();
 

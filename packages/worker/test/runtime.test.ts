@@ -4,7 +4,7 @@ import { headers } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DeadLetters, TaskLease } from "@station-coding/protocol";
 import { waitFor } from "@station-coding/testkit";
-import type { Env } from "./support/harness.js";
+import type { Env } from "@station-coding/testkit/worker";
 import {
   ScriptedDriver,
   consumerInfo,
@@ -16,7 +16,7 @@ import {
   startEnv,
   startWorker,
   waitResult,
-} from "./support/harness.js";
+} from "@station-coding/testkit/worker";
 
 let env: Env;
 beforeEach(async () => {
@@ -353,20 +353,23 @@ describe("bad input", () => {
 });
 
 describe("cancel and timeout", () => {
-  it("cancels a running task through the driver's AbortSignal within a second", async () => {
+  // How fast a cancel lands is a benchmark's business (npm run bench, scenario 8): this checks what happens.
+  it("cancels a running task through the driver's AbortSignal", async () => {
     const driver = new ScriptedDriver();
     await startWorker(env, driver);
     await publishTask(env, { taskID: "cx", prompt: script({ sleep: 30_000 }) });
     await waitFor(() => driver.calls.length === 1, { message: "task running" });
-    const sent = Date.now();
     await jetstream(env.nc).publish(
       env.names.cancelSubject("cx"),
       JSON.stringify({ taskID: "cx", reason: "user" }),
     );
     const result = await waitResult(env, "cx");
     expect(result.status).toBe("cancelled");
-    expect(Date.now() - sent).toBeLessThan(1_000);
     expect(result.errorCode).toBe("CANCELLED");
+    expect(result.error).toBe("task cancelled: user");
+    // The driver saw the signal and returned from its 30 s sleep before the result was published:
+    // the runtime did not have to give up on it after the abort grace.
+    expect(driver.calls[0]?.endedAt).toBeDefined();
   });
 
   it("a cancel that arrives before the task starts finishes it as cancelled without running", async () => {

@@ -9,10 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StreamEvent, TaskResult } from "@station-coding/protocol";
 import { tempDir, uniqueName } from "@station-coding/testkit";
 import type { Scenario, ScriptedToolCall } from "@station-coding/testkit";
-import type { Env } from "./support/harness.js";
-import { eventsOf, publishTask, startEnv, startWorker, waitResult } from "./support/harness.js";
+import type { Env } from "@station-coding/testkit/worker";
+import {
+  eventsOf,
+  publishTask,
+  startEnv,
+  startOpenCode,
+  startWorker,
+  waitResult,
+} from "@station-coding/testkit/worker";
 import { fileSnapshot, neighbours, toolCall, workdirOf } from "./support/hostile-agent.js";
-import { startOpenCode } from "./support/opencode-env.js";
 
 const SECRET_ENV = "SANDBOX_TEST_API_KEY";
 const SECRET = `sk-${uniqueName("secret").replace(/-/g, "")}`;

@@ -10,11 +10,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uniqueName, waitFor } from "@station-coding/testkit";
 import type { Scenario, ScriptedToolCall } from "@station-coding/testkit";
 import type { TaskResult } from "@station-coding/protocol";
-import type { Env } from "./support/harness.js";
-import { eventsOf, publishTask, startEnv, startWorker, waitResult } from "./support/harness.js";
+import type { Env } from "@station-coding/testkit/worker";
+import {
+  eventsOf,
+  publishTask,
+  startEnv,
+  startOpenCode,
+  startWorker,
+  waitResult,
+} from "@station-coding/testkit/worker";
 import { toolCall, workdirOf } from "./support/hostile-agent.js";
-import { startOpenCode } from "./support/opencode-env.js";
-import { callMarker } from "../src/tool-processes.js";
+import { callMarker } from "@station-coding/worker/internal";
 
 const BEAT = uniqueName("beat");
 

@@ -6,9 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCodes } from "@station-coding/protocol";
 import { createFileScenario, tempDir } from "@station-coding/testkit";
 import { CodingWorker, OpenCodeDriver } from "@station-coding/worker";
-import type { Env } from "./support/harness.js";
-import { publishTask, startEnv, startWorker, testOptions, waitResult } from "./support/harness.js";
-import { startOpenCode } from "./support/opencode-env.js";
+import type { Env } from "@station-coding/testkit/worker";
+import {
+  publishTask,
+  startEnv,
+  startOpenCode,
+  startWorker,
+  testOptions,
+  waitResult,
+} from "@station-coding/testkit/worker";
 
 let env: Env;
 beforeAll(async () => {

@@ -10,11 +10,22 @@ import { promisify } from "node:util";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir, waitFor } from "@station-coding/testkit";
-import { resolveSandbox, systemLayout, writeShellScript } from "../src/sandbox.js";
-import { NetworkGate, SandboxProxy } from "../src/sandbox-network.js";
-import type { Env } from "./support/harness.js";
-import { eventsOf, publishTask, startEnv, startWorker, waitResult } from "./support/harness.js";
-import { startOpenCode } from "./support/opencode-env.js";
+import {
+  NetworkGate,
+  SandboxProxy,
+  resolveSandbox,
+  systemLayout,
+  writeShellScript,
+} from "@station-coding/worker/internal";
+import type { Env } from "@station-coding/testkit/worker";
+import {
+  eventsOf,
+  publishTask,
+  startEnv,
+  startOpenCode,
+  startWorker,
+  waitResult,
+} from "@station-coding/testkit/worker";
 
 const run = promisify(execFile);
 

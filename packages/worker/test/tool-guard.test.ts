@@ -4,9 +4,13 @@ import { dirname, join } from "node:path";
 import { realpathSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "@station-coding/testkit";
-import { checkInside, checkToolCall, resolveRealPath } from "../src/tool-guard.js";
-import { workspaceOnlyPolicy } from "../src/permission-policy.js";
-import { NetworkGate } from "../src/sandbox-network.js";
+import {
+  NetworkGate,
+  checkInside,
+  checkToolCall,
+  resolveRealPath,
+  workspaceOnlyPolicy,
+} from "@station-coding/worker/internal";
 
 let ws: string;
 let outside: string;

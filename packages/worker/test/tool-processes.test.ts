@@ -6,8 +6,15 @@ import { mkdir, realpath, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir, waitFor } from "@station-coding/testkit";
-import { CALL_ENV, WORKSPACE_ENV, resolveSandbox, systemLayout, writeShellScript } from "../src/sandbox.js";
-import { callMarker, killCallProcesses } from "../src/tool-processes.js";
+import {
+  CALL_ENV,
+  WORKSPACE_ENV,
+  callMarker,
+  killCallProcesses,
+  resolveSandbox,
+  systemLayout,
+  writeShellScript,
+} from "@station-coding/worker/internal";
 
 let dir: string;
 let workspace: string;

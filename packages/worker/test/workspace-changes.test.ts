@@ -4,12 +4,10 @@ import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from "node:f
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { ErrorCodes, StationError } from "@station-coding/protocol";
-import { tempDir } from "@station-coding/testkit";
+import { commitFiles, git, tempDir } from "@station-coding/testkit";
 import { x as extract } from "tar";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Git, RepoState } from "../src/git.js";
-import { WorkspaceManager } from "../src/workspace.js";
-import { commitFiles, git } from "./support/git-server.js";
+import { Git, RepoState, WorkspaceManager } from "@station-coding/worker/internal";
 import { eventSink, makeTask } from "./support/workspace-fixtures.js";
 
 let base: string;

@@ -5,8 +5,13 @@ import { realpathSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { tempDir } from "@station-coding/testkit";
-import { HoldAbandonedError, WorkspaceExclusion, holdKey, toolHoldMode } from "../src/workspace-exclusion.js";
-import type { HoldMode } from "../src/workspace-exclusion.js";
+import {
+  HoldAbandonedError,
+  WorkspaceExclusion,
+  holdKey,
+  toolHoldMode,
+} from "@station-coding/worker/internal";
+import type { HoldMode } from "@station-coding/worker/internal";
 
 let root: string;
 let ws: string;

@@ -5,8 +5,8 @@ import type { ResolvedTask } from "@station-coding/protocol";
 import { ErrorCodes, StationError } from "@station-coding/protocol";
 import { tempDir } from "@station-coding/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { WorkspaceManagerOptions } from "../src/workspace.js";
-import { WorkspaceManager } from "../src/workspace.js";
+import { WorkspaceManager } from "@station-coding/worker/internal";
+import type { WorkspaceManagerOptions } from "@station-coding/worker/internal";
 import { eventSink, makeTask } from "./support/workspace-fixtures.js";
 
 let base: string;

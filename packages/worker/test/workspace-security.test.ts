@@ -4,8 +4,7 @@ import { join } from "node:path";
 import { ErrorCodes, StationError } from "@station-coding/protocol";
 import { tempDir } from "@station-coding/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Git } from "../src/git.js";
-import { WorkspaceManager } from "../src/workspace.js";
+import { Git, WorkspaceManager } from "@station-coding/worker/internal";
 import { eventSink, makeTask } from "./support/workspace-fixtures.js";
 
 let base: string;

@@ -13,7 +13,7 @@ import type { Row, Scenario, ScenarioContext, ScenarioOutput } from "../scenario
 import { summarize } from "../stats.js";
 
 const WORKER_ENTRY = fileURLToPath(
-  new URL("../../../packages/worker/test/support/worker-process.ts", import.meta.url),
+  new URL("../../../packages/testkit/src/worker/worker-process.ts", import.meta.url),
 );
 const RAW_ENTRY = fileURLToPath(new URL("../raw-child.ts", import.meta.url));
 

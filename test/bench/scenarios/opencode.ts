@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import type { CodingDispatcher } from "@station-coding/dispatcher";
 import { createFileScenario, tempDir } from "@station-coding/testkit";
 import { SecretRedactor, createLogger } from "@station-coding/worker";
-import { startOpenCode } from "../../../packages/worker/test/support/opencode-env.js";
+import { startOpenCode } from "@station-coding/testkit/worker";
 import { BenchEnv, expectStatus, taskID } from "../bench-env.js";
 import { eventTimes, firstOf } from "../event-times.js";
 import type { Scenario, ScenarioContext, ScenarioOutput } from "../scenario.js";

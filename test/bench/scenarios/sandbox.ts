@@ -17,8 +17,8 @@ import {
   resolveSandbox,
   systemLayout,
   writeShellScript,
-} from "@station-coding/worker";
-import { startOpenCode } from "../../../packages/worker/test/support/opencode-env.js";
+} from "@station-coding/worker/internal";
+import { startOpenCode } from "@station-coding/testkit/worker";
 import { BenchEnv, expectStatus, taskID } from "../bench-env.js";
 import type { Scenario, ScenarioContext, ScenarioOutput } from "../scenario.js";
 import { latencyRow } from "../scenario.js";

@@ -13,7 +13,7 @@ import { TaskLookups, codingNames, ensureTopology } from "@station-coding/protoc
 import { NatsServer, tempDir, waitFor } from "@station-coding/testkit";
 import { CodingWorker } from "@station-coding/worker";
 import type { AgentDriver, WorkerOptions } from "@station-coding/worker";
-import { ScriptedDriver } from "../../../packages/worker/test/support/scripted-driver.js";
+import { ScriptedDriver } from "@station-coding/testkit/worker";
 import type { Leak, Wiretap as WiretapType } from "./wiretap.js";
 import { Wiretap } from "./wiretap.js";
 import type { WatchedSecret } from "./secrets.js";

@@ -4,7 +4,7 @@
 import { connect } from "@nats-io/transport-node";
 import type { Msg, MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import type { CodingNames, TaskResult } from "@station-coding/protocol";
-import { taskIDFromSubject } from "@station-coding/protocol";
+import { safeJson, taskIDFromSubject } from "@station-coding/protocol";
 import type { WatchedSecret } from "./secrets.js";
 import { findSecrets, isSecretCarrier, secretsIn } from "./secrets.js";
 
@@ -160,13 +160,5 @@ export class Wiretap {
       for (const secret of inStored)
         this.leaks.push({ secret, where: `stored message on ${stored.subject}` });
     }
-  }
-}
-
-function safeJson(data: Uint8Array): unknown {
-  try {
-    return JSON.parse(decoder.decode(data));
-  } catch {
-    return undefined;
   }
 }

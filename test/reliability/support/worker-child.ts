@@ -3,7 +3,7 @@
 // SIGUSR2 collects garbage (when started with --expose-gc) and prints "mem <process.memoryUsage()>".
 import { CodingWorker } from "@station-coding/worker";
 import type { WorkerOptions } from "@station-coding/worker";
-import { ScriptedDriver } from "../../../packages/worker/test/support/scripted-driver.js";
+import { ScriptedDriver } from "@station-coding/testkit/worker";
 
 const options = JSON.parse(process.argv[2] ?? "{}") as Omit<WorkerOptions, "driver">;
 const worker = await CodingWorker.start({ ...options, driver: new ScriptedDriver() });

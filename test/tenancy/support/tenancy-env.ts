@@ -22,11 +22,9 @@ import { CodingDispatcher } from "@station-coding/dispatcher";
 import type { DispatcherOptions } from "@station-coding/dispatcher";
 import { CodingWorker } from "@station-coding/worker";
 import type { WorkerOptions } from "@station-coding/worker";
-import { ScriptedDriver } from "../../../packages/worker/test/support/harness.js";
-import type { OrgLimits, TenancyState } from "../../../packages/cli/src/tenancy/accounts-config.js";
-import { operatorApiPrefix, orgWorkerInbox } from "../../../packages/cli/src/tenancy/accounts-config.js";
-import type { OrgRole } from "../../../packages/cli/src/tenancy/permissions.js";
-import { TenancyStore } from "../../../packages/cli/src/tenancy/tenancy-store.js";
+import { ScriptedDriver } from "@station-coding/testkit/worker";
+import { TenancyStore, operatorApiPrefix, orgWorkerInbox } from "@station-coding/cli/internal";
+import type { OrgLimits, OrgRole, TenancyState } from "@station-coding/cli/internal";
 
 const run = promisify(execFile);
 

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { validateName } from "@station-coding/protocol";
+import { oneShot } from "../command-action.js";
 import type { CommonFlags, Run } from "../context.js";
-import { withDispatcher } from "../dispatcher-connection.js";
-import { ExitCode } from "../exit-codes.js";
+import { printDone } from "../output.js";
 
 interface CancelFlags extends CommonFlags {
   reason?: string;
@@ -15,30 +15,28 @@ export function registerCancel(program: Command, run: Run): void {
     .description("cancel a task: a running one stops, a queued one is cancelled when a worker picks it up")
     .argument("<taskID>", "the task")
     .option("--reason <text>", "why, recorded with the request")
-    .action((taskID: string, flags: CancelFlags, cmd: Command) =>
-      run(async () => {
-        const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
-        validateName("taskID", taskID);
-        return withDispatcher(all, "one-shot", async ({ dispatcher }) => {
+    .action(
+      oneShot(
+        run,
+        (taskID: string) => void validateName("taskID", taskID),
+        async (dispatcher, flags: CancelFlags, taskID: string) => {
           const handle = dispatcher.task(taskID);
           const progress = await handle.state();
           if (progress.result) {
-            const line = `task ${taskID} already finished with status ${progress.result.status}; nothing to cancel`;
-            process.stdout.write(
-              all.json === true
-                ? `${JSON.stringify({ taskID, cancelRequested: false, status: progress.result.status })}\n`
-                : `${line}\n`,
+            printDone(
+              flags.json === true,
+              { taskID, cancelRequested: false, status: progress.result.status },
+              `task ${taskID} already finished with status ${progress.result.status}; nothing to cancel`,
             );
-            return ExitCode.Ok;
+            return;
           }
           await handle.cancel(flags.reason);
-          process.stdout.write(
-            all.json === true
-              ? `${JSON.stringify({ taskID, cancelRequested: true, phase: progress.phase })}\n`
-              : `cancel requested for task ${taskID} (it was ${progress.phase})\n`,
+          printDone(
+            flags.json === true,
+            { taskID, cancelRequested: true, phase: progress.phase },
+            `cancel requested for task ${taskID} (it was ${progress.phase})`,
           );
-          return ExitCode.Ok;
-        });
-      }),
+        },
+      ),
     );
 }

@@ -3,8 +3,9 @@ import type { AgentContext } from "@station-coding/protocol";
 import { ErrorCodes, StationError, validateName } from "@station-coding/protocol";
 import type { CommonFlags, Run } from "../context.js";
 import { UsageError, durationFlag } from "../context.js";
+import { listAction, oneShot } from "../command-action.js";
 import { withDispatcher } from "../dispatcher-connection.js";
-import { formatTable, oneLine } from "../output.js";
+import { oneLine, printDone } from "../output.js";
 
 interface SetFlags extends CommonFlags {
   ttl?: string;
@@ -33,36 +34,24 @@ function check(agentID: string, key: string): void {
 /** `station-coding context get|set|rm|ls`: agent context entries. */
 export function registerContext(program: Command, run: Run): void {
   const context = program.command("context").description("read and write agent context entries");
+  const entryCommand = (name: string, description: string): Command =>
+    context
+      .command(name)
+      .description(description)
+      .argument("<agentID>", "agent id")
+      .argument("<key>", "entry key");
 
-  context
-    .command("get")
-    .description("print an entry's value (strings as they are, other values as JSON)")
-    .argument("<agentID>", "agent id")
-    .argument("<key>", "entry key")
-    .action((agentID: string, key: string, _flags: CommonFlags, cmd: Command) =>
-      run(async () => {
-        const all = cmd.optsWithGlobals<CommonFlags>();
-        check(agentID, key);
-        await withDispatcher(all, "one-shot", async ({ dispatcher }) => {
-          const entry = await dispatcher.context.get(agentID, key);
-          if (!entry) {
-            throw new StationError(
-              ErrorCodes.InvalidName,
-              `context ${agentID}.${key}: not found (or expired)`,
-            );
-          }
-          process.stdout.write(
-            `${all.json === true ? JSON.stringify(entry) : showValue(entry.value, true)}\n`,
-          );
-        });
-      }),
-    );
+  entryCommand("get", "print an entry's value (strings as they are, other values as JSON)").action(
+    oneShot(run, check, async (dispatcher, flags, agentID: string, key: string) => {
+      const entry = await dispatcher.context.get(agentID, key);
+      if (!entry) {
+        throw new StationError(ErrorCodes.InvalidName, `context ${agentID}.${key}: not found (or expired)`);
+      }
+      process.stdout.write(`${flags.json === true ? JSON.stringify(entry) : showValue(entry.value, true)}\n`);
+    }),
+  );
 
-  context
-    .command("set")
-    .description("store a value: JSON when it parses as JSON, else the string")
-    .argument("<agentID>", "agent id")
-    .argument("<key>", "entry key")
+  entryCommand("set", "store a value: JSON when it parses as JSON, else the string")
     .argument("<value>", "the value, e.g. '{\"plan\":1}', 42 or some text")
     .option("--ttl <duration>", "time to live, e.g. 10m (default: no expiry)")
     .action((agentID: string, key: string, value: string, flags: SetFlags, cmd: Command) =>
@@ -79,60 +68,40 @@ export function registerContext(program: Command, run: Run): void {
             ttl !== undefined ? { ttl } : {},
           );
           const expires = entry.expiresAt !== undefined ? ` (expires ${entry.expiresAt})` : "";
-          process.stdout.write(
-            all.json === true ? `${JSON.stringify(entry)}\n` : `set ${agentID}.${key}${expires}\n`,
-          );
+          printDone(all.json === true, entry, `set ${agentID}.${key}${expires}`);
         });
       }),
     );
 
-  context
-    .command("rm")
-    .description("remove an entry")
-    .argument("<agentID>", "agent id")
-    .argument("<key>", "entry key")
-    .action((agentID: string, key: string, _flags: CommonFlags, cmd: Command) =>
-      run(async () => {
-        const all = cmd.optsWithGlobals<CommonFlags>();
-        check(agentID, key);
-        await withDispatcher(all, "one-shot", async ({ dispatcher }) => {
-          await dispatcher.context.delete(agentID, key);
-          process.stdout.write(
-            all.json === true
-              ? `${JSON.stringify({ agentID, key, removed: true })}\n`
-              : `removed ${agentID}.${key}\n`,
-          );
-        });
-      }),
-    );
+  entryCommand("rm", "remove an entry").action(
+    oneShot(run, check, async (dispatcher, flags, agentID: string, key: string) => {
+      await dispatcher.context.delete(agentID, key);
+      printDone(flags.json === true, { agentID, key, removed: true }, `removed ${agentID}.${key}`);
+    }),
+  );
 
   context
     .command("ls")
     .description("list live entries, of one agent or of all")
     .argument("[agentID]", "agent id")
-    .action((agentID: string | undefined, _flags: CommonFlags, cmd: Command) =>
-      run(async () => {
-        const all = cmd.optsWithGlobals<CommonFlags>();
-        if (agentID !== undefined) validateName("agentID", agentID);
-        await withDispatcher(all, "one-shot", async ({ dispatcher }) => {
-          const entries: AgentContext[] = await dispatcher.context.list(agentID);
-          if (all.json === true) {
-            for (const e of entries) process.stdout.write(`${JSON.stringify(e)}\n`);
-            return;
-          }
-          if (entries.length === 0) {
-            process.stdout.write("no context entries\n");
-            return;
-          }
-          const rows = entries.map((e) => [
+    .action(
+      listAction(
+        run,
+        (agentID: string | undefined) => {
+          if (agentID !== undefined) validateName("agentID", agentID);
+        },
+        (dispatcher, agentID): Promise<AgentContext[]> => dispatcher.context.list(agentID),
+        () => ({
+          empty: "no context entries",
+          headers: ["AGENT", "KEY", "VALUE", "UPDATED", "EXPIRES"],
+          row: (e) => [
             e.agentID,
             e.key,
             oneLine(showValue(e.value, false), 50),
             e.updated,
             e.expiresAt ?? "-",
-          ]);
-          process.stdout.write(`${formatTable(["AGENT", "KEY", "VALUE", "UPDATED", "EXPIRES"], rows)}\n`);
-        });
-      }),
+          ],
+        }),
+      ),
     );
 }

@@ -13,17 +13,16 @@ import {
   ErrorCodes,
   StationError,
   codingNames,
-  credentialsAuthenticator,
+  natsConnectOptions,
   patchKey,
 } from "@station-coding/protocol";
-import { NatsServer, ScriptedModelServer } from "@station-coding/testkit";
 import { CodingWorker, OpenCodeDriver, SecretRedactor, createLogger } from "@station-coding/worker";
 import { pino } from "pino";
 import { namesFromConfig } from "../config.js";
 import type { CommonFlags, Connection, Run } from "../context.js";
 import { connectionFrom } from "../context.js";
+import { credentialsRefused } from "../dispatcher-connection.js";
 import { Cleanup } from "../demo/cleanup.js";
-import { DEMO_PROMPT, demoRepoScenario, scriptedProviderConfig } from "../demo/offline-model.js";
 import { createSampleRepo } from "../demo/sample-repo.js";
 import { ExitCode } from "../exit-codes.js";
 import { exitCodeFor, formatEvent, formatResult } from "../output.js";
@@ -50,16 +49,6 @@ function providerKey(): string | undefined {
   return undefined;
 }
 
-/** NATS connection options from the common flags (credentials, user, token). */
-async function authOptions(conn: Connection): Promise<Parameters<typeof connect>[0]> {
-  const creds = conn.creds !== undefined ? await readFile(conn.creds) : undefined;
-  return {
-    ...(creds ? { authenticator: credentialsAuthenticator(creds, `--creds ${conn.creds}`) } : {}),
-    ...(conn.user !== undefined ? { user: conn.user, pass: conn.pass ?? "" } : {}),
-    ...(conn.token !== undefined ? { token: conn.token } : {}),
-  };
-}
-
 /**
  * Connects to the NATS server the user named, giving up quickly: the reason when it cannot be
  * reached. A server that refuses the credentials is an error, not a reason to start another one.
@@ -69,24 +58,22 @@ async function reachNats(
   inboxPrefix: string,
 ): Promise<{ nc: NatsConnection } | { reason: string }> {
   try {
-    const nc = await connect({
-      servers: conn.servers.split(",").map((s) => s.trim()),
-      name: "station-coding-demo",
-      inboxPrefix,
-      timeout: PROBE_TIMEOUT_MS,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 500,
-      ...(await authOptions(conn)),
-    });
+    const nc = await connect(
+      natsConnectOptions({
+        servers: conn.servers,
+        name: "station-coding-demo",
+        inboxPrefix,
+        timeout: PROBE_TIMEOUT_MS,
+        creds: conn.creds !== undefined ? await readFile(conn.creds) : undefined,
+        credsLabel: `--creds ${conn.creds}`,
+        user: conn.user,
+        pass: conn.pass,
+        token: conn.token,
+      }),
+    );
     return { nc };
   } catch (err) {
-    if (err instanceof AuthorizationError) {
-      throw new StationError(
-        ErrorCodes.PermissionDenied,
-        `NATS at ${conn.servers} refused the credentials (check --creds, --user/--password or --token)`,
-        { cause: err },
-      );
-    }
+    if (err instanceof AuthorizationError) throw credentialsRefused(conn.servers, err);
     return { reason: err instanceof Error ? err.message : String(err) };
   }
 }
@@ -112,6 +99,10 @@ async function readPatch(dispatcher: CodingDispatcher, taskID: string): Promise<
  * the caller runs afterwards; when `interrupt` fires (Ctrl-C) it stops at the next step or wait.
  */
 async function runDemo(flags: DemoFlags, cleanup: Cleanup, interrupt: AbortSignal): Promise<number> {
+  // The testkit (a private nats-server, the scripted model and its demo scenario) is loaded here,
+  // when the demo runs, and by no other command: submit, worker and the rest never load it.
+  const { DEMO_PROMPT, NatsServer, ScriptedModelServer, demoRepoScenario, scriptedProviderConfig } =
+    await import("@station-coding/testkit");
   const conn = await connectionFrom(flags);
   const nameOverrides = namesFromConfig(conn.config);
   const userNamedServer =
@@ -147,7 +138,7 @@ async function runDemo(flags: DemoFlags, cleanup: Cleanup, interrupt: AbortSigna
     cleanup.defer("stopping nats-server", () => server.stop());
     servers = server.url;
     natsAuth = { servers };
-    nc = await connect({ servers, name: "station-coding-demo", maxReconnectAttempts: -1 });
+    nc = await connect(natsConnectOptions({ servers, name: "station-coding-demo" }));
     row("nats", `started nats-server at ${servers} (temp store)`);
   }
   interrupt.throwIfAborted();

@@ -4,7 +4,8 @@ import type { ReplayCredentials } from "@station-coding/protocol";
 import type { CommonFlags, Run } from "../context.js";
 import { UsageError, reattachCommand } from "../context.js";
 import { withDispatcher } from "../dispatcher-connection.js";
-import { formatTable, oneLine } from "../output.js";
+import { listAction, noArguments } from "../command-action.js";
+import { oneLine, printDone } from "../output.js";
 
 interface ReplayFlags extends CommonFlags {
   tokenFromKv?: string;
@@ -33,29 +34,23 @@ export function registerDlq(program: Command, run: Run): void {
   dlq
     .command("ls")
     .description("list dead letters, oldest first")
-    .action((_flags: CommonFlags, cmd: Command) =>
-      run(async () => {
-        const all = cmd.optsWithGlobals<CommonFlags>();
-        await withDispatcher(all, "one-shot", async ({ dispatcher }) => {
-          const letters = await dispatcher.deadLetters.list();
-          if (all.json === true) {
-            for (const letter of letters) process.stdout.write(`${JSON.stringify(letter)}\n`);
-            return;
-          }
-          if (letters.length === 0) {
-            process.stdout.write("no dead letters\n");
-            return;
-          }
-          const rows = letters.map((l) => [
+    .action(
+      listAction(
+        run,
+        noArguments,
+        (dispatcher) => dispatcher.deadLetters.list(),
+        () => ({
+          empty: "no dead letters",
+          headers: ["TASK", "ATTEMPTS", "CODE", "DEAD AT", "REASON"],
+          row: (l) => [
             l.taskID,
             String(l.attempts),
             l.errorCode ?? "-",
             l.deadAt,
             oneLine(`${l.gitTokenRemoved === true ? "[git token removed] " : ""}${l.reason}`, 80),
-          ]);
-          process.stdout.write(`${formatTable(["TASK", "ATTEMPTS", "CODE", "DEAD AT", "REASON"], rows)}\n`);
-        });
-      }),
+          ],
+        }),
+      ),
     );
 
   dlq
@@ -77,10 +72,10 @@ export function registerDlq(program: Command, run: Run): void {
         const credentials = replayCredentials(all);
         await withDispatcher(all, "one-shot", async ({ dispatcher }) => {
           const letter = await dispatcher.deadLetters.replay(taskID, credentials);
-          process.stdout.write(
-            all.json === true
-              ? `${JSON.stringify({ taskID, replayed: true, subject: letter.subject })}\n`
-              : `replayed task ${taskID}; follow it with: ${reattachCommand(all, taskID)}\n`,
+          printDone(
+            all.json === true,
+            { taskID, replayed: true, subject: letter.subject },
+            `replayed task ${taskID}; follow it with: ${reattachCommand(all, taskID)}`,
           );
         });
       }),

@@ -5,9 +5,11 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   codingNames,
-  credentialsAuthenticator,
   ensureTaskConsumer,
   ensureTopology,
+  natsConnectOptions,
+  natsServers,
+  withoutUndefined,
 } from "@station-coding/protocol";
 import type { OrgLimits, TenancyState } from "../tenancy/accounts-config.js";
 import { DEFAULT_LIMITS, accountName } from "../tenancy/accounts-config.js";
@@ -44,15 +46,28 @@ export function sizeFlag(flag: string, value: string | undefined): number | unde
   return Math.floor(Number(match[1]) * 1024 ** power);
 }
 
+/** The tenancy directory's store: --dir, else STATION_TENANCY_DIR, else the default. */
+function tenancyStore(flags: OrgFlags): TenancyStore {
+  return new TenancyStore(flags.dir ?? process.env.STATION_TENANCY_DIR ?? DEFAULT_DIR);
+}
+
+/** The store, its state and the record of org `name`; a usage error when there is no such org. */
+async function existingOrg(flags: OrgFlags, name: string) {
+  const store = tenancyStore(flags);
+  const state = await requireState(store);
+  const record = state.orgs[name];
+  if (!record) throw new UsageError(`org ${name}: no such org in ${shown(store.path(TENANCY_FILES.state))}`);
+  return { store, state, record };
+}
+
 function limitFlags(flags: OrgFlags): Partial<OrgLimits> {
-  const given = {
+  return withoutUndefined({
     maxStorage: sizeFlag("--max-storage", flags.maxStorage),
     maxMemory: sizeFlag("--max-memory", flags.maxMemory),
     maxStreams: intFlag("--max-streams", flags.maxStreams),
     maxConsumers: intFlag("--max-consumers", flags.maxConsumers),
     maxConnections: intFlag("--max-connections", flags.maxConnections),
-  };
-  return Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+  });
 }
 
 function describeLimits(l: OrgLimits): string {
@@ -104,17 +119,18 @@ async function maybeReload(store: TenancyStore, flags: OrgFlags): Promise<string
 
 /** Connects as an org's admin once the reloaded server knows the account (polls for up to 10 s). */
 async function connectAsAdmin(servers: string, credsFile: string): Promise<NatsConnection> {
-  const authenticator = credentialsAuthenticator(await readFile(credsFile), credsFile);
+  const options = natsConnectOptions({
+    servers,
+    name: "station-coding-org",
+    timeout: 2_000,
+    maxReconnectAttempts: 0,
+    creds: await readFile(credsFile),
+    credsLabel: credsFile,
+  });
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
-      return await connect({
-        servers: servers.split(",").map((s) => s.trim()),
-        authenticator,
-        name: "station-coding-org",
-        timeout: 2_000,
-        maxReconnectAttempts: 0,
-      });
+      return await connect(options);
     } catch (err) {
       if (Date.now() > deadline) {
         throw new UsageError(
@@ -169,7 +185,7 @@ export function registerOrg(program: Command, run: Run): void {
   withReloadOptions(withLimitOptions(add)).action((name: string, flags: OrgFlags, cmd: Command) =>
     run(async () => {
       const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
-      const store = new TenancyStore(flags.dir ?? process.env.STATION_TENANCY_DIR ?? DEFAULT_DIR);
+      const store = tenancyStore(flags);
       codingNames({ org: name });
       if (flags.init && !flags.reload)
         throw new UsageError("--init needs --reload: the server must know the account first");
@@ -183,7 +199,7 @@ export function registerOrg(program: Command, run: Run): void {
       const reloaded = await maybeReload(store, flags);
       let initialized: string[] | undefined;
       if (flags.init) {
-        const servers = all.natsUrl ?? state.natsUrl ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+        const servers = natsServers(all.natsUrl ?? state.natsUrl).join(",");
         const nc = await connectAsAdmin(servers, store.credsFile(name, "admin"));
         try {
           const names = codingNames({ org: name });
@@ -244,10 +260,7 @@ export function registerOrg(program: Command, run: Run): void {
   ).action((name: string, flags: OrgFlags, cmd: Command) =>
     run(async () => {
       const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
-      const store = new TenancyStore(flags.dir ?? process.env.STATION_TENANCY_DIR ?? DEFAULT_DIR);
-      const state = await requireState(store);
-      if (!state.orgs[name])
-        throw new UsageError(`org ${name}: no such org in ${shown(store.path(TENANCY_FILES.state))}`);
+      const { store, state } = await existingOrg(flags, name);
       delete state.orgs[name];
       await store.save(state);
       await store.removeOrgCreds(name);
@@ -270,7 +283,7 @@ export function registerOrg(program: Command, run: Run): void {
     .action((flags: OrgFlags, cmd: Command) =>
       run(async () => {
         const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
-        const store = new TenancyStore(flags.dir ?? process.env.STATION_TENANCY_DIR ?? DEFAULT_DIR);
+        const store = tenancyStore(flags);
         const state = (await store.load()) ?? { orgs: {} };
         for (const [name, record] of Object.entries(state.orgs).sort(([a], [b]) => a.localeCompare(b))) {
           if (all.json) {
@@ -294,11 +307,7 @@ export function registerOrg(program: Command, run: Run): void {
   ).action((name: string, flags: OrgFlags, cmd: Command) =>
     run(async () => {
       const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
-      const store = new TenancyStore(flags.dir ?? process.env.STATION_TENANCY_DIR ?? DEFAULT_DIR);
-      const state = await requireState(store);
-      const record = state.orgs[name];
-      if (!record)
-        throw new UsageError(`org ${name}: no such org in ${shown(store.path(TENANCY_FILES.state))}`);
+      const { store, state, record } = await existingOrg(flags, name);
       const changes = limitFlags(flags);
       let reloaded: string | undefined;
       if (Object.keys(changes).length > 0) {

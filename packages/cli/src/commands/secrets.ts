@@ -7,6 +7,7 @@ import { ErrorCodes, codingNames, storedKeys, validateName } from "@station-codi
 import type { CodingNames } from "@station-coding/protocol";
 import { namesFromConfig } from "../config.js";
 import type { CommonFlags, Run } from "../context.js";
+import { printDone } from "../output.js";
 import { UsageError, connectionFrom } from "../context.js";
 import { connectNats } from "../dispatcher-connection.js";
 
@@ -78,9 +79,11 @@ export function registerSecrets(program: Command, run: Run): void {
           const revision = await kv.put(name, value).catch((err: unknown) => {
             throw toStationError(`storing secret ${name} in bucket ${names.kv.secrets}`, err);
           });
-          if (all.json)
-            process.stdout.write(`${JSON.stringify({ name, bucket: names.kv.secrets, revision })}\n`);
-          else process.stdout.write(`secret ${name} stored in ${names.kv.secrets} (revision ${revision})\n`);
+          printDone(
+            all.json === true,
+            { name, bucket: names.kv.secrets, revision },
+            `secret ${name} stored in ${names.kv.secrets} (revision ${revision})`,
+          );
         });
       }),
     );
@@ -136,9 +139,11 @@ export function registerSecrets(program: Command, run: Run): void {
           await kv.delete(name).catch((err: unknown) => {
             throw toStationError(`deleting secret ${name} from bucket ${names.kv.secrets}`, err);
           });
-          if (all.json)
-            process.stdout.write(`${JSON.stringify({ name, bucket: names.kv.secrets, deleted: true })}\n`);
-          else process.stdout.write(`secret ${name} deleted from ${names.kv.secrets}\n`);
+          printDone(
+            all.json === true,
+            { name, bucket: names.kv.secrets, deleted: true },
+            `secret ${name} deleted from ${names.kv.secrets}`,
+          );
         });
       }),
     );

@@ -5,12 +5,13 @@ import type { Command } from "commander";
 import type { TaskInput } from "@station-coding/protocol";
 import { parseTask, validateFileName, validateName } from "@station-coding/protocol";
 import type { CommonFlags, Run } from "../context.js";
-import { UsageError, durationFlag, reattachCommand } from "../context.js";
+import { UsageError, durationFlag } from "../context.js";
 import { withDispatcher } from "../dispatcher-connection.js";
 import { ExitCode } from "../exit-codes.js";
-import { followTask } from "../task-follow.js";
+import type { FollowFlags } from "../task-follow.js";
+import { followWithFlags, waitTimeoutFlag, withFollowFlags } from "../task-follow.js";
 
-interface SubmitFlags extends CommonFlags {
+interface SubmitFlags extends FollowFlags {
   taskId?: string;
   session?: string;
   newSession?: boolean;
@@ -18,10 +19,8 @@ interface SubmitFlags extends CommonFlags {
   gitUrl?: string;
   branch?: string;
   timeout?: string;
-  waitTimeout?: string;
   input?: string[];
   wait: boolean;
-  cancelOnExit?: boolean;
 }
 
 /** A staged input: its file name in the task's `inputs` and its content. */
@@ -107,7 +106,7 @@ function taskFrom(flags: SubmitFlags, taskID: string, prompt: string, inputs: In
 
 /** `station-coding submit <prompt>`: stages inputs, submits a task and follows it to its result. */
 export function registerSubmit(program: Command, run: Run): void {
-  program
+  const submit = program
     .command("submit")
     .description("submit a coding task and follow its events until the result")
     .argument("<prompt>", 'the prompt ("-" reads it from stdin)')
@@ -118,23 +117,14 @@ export function registerSubmit(program: Command, run: Run): void {
     .option("--git-url <url>", "clone this repository into the workspace")
     .option("--branch <branch>", "branch of --git-url to check out")
     .option("--timeout <duration>", "task time limit, e.g. 10m (default: the worker's task timeout)")
-    .option("--wait-timeout <duration>", "stop waiting after this long (exit 5; the task goes on)")
     .option("--input <file>", "stage a file into the workspace (repeatable)", collect)
-    .option("--no-wait", "print the task id and exit without waiting")
-    .option(
-      "--cancel-on-exit",
-      "on Ctrl-C, SIGTERM or --wait-timeout, cancel the task and wait for its result",
-    )
-    .addHelpText(
-      "after",
-      "\nExit codes: 0 completed, 1 error, 2 usage, 3 timed out, 4 cancelled, 5 still running\n" +
-        "(--wait-timeout), 130 detached by Ctrl-C (re-attach with `station-coding watch <taskID>`).",
-    )
-    .action((prompt: string, flags: SubmitFlags, cmd: Command) =>
+    .option("--no-wait", "print the task id and exit without waiting");
+  withFollowFlags(submit, " (re-attach with `station-coding watch <taskID>`)").action(
+    (prompt: string, flags: SubmitFlags, cmd: Command) =>
       run(async () => {
         const all = { ...cmd.optsWithGlobals<CommonFlags>(), ...flags };
         const taskID = validateName("--task-id", flags.taskId ?? generateTaskID());
-        const waitTimeout = durationFlag("--wait-timeout", flags.waitTimeout);
+        const waitTimeout = waitTimeoutFlag(flags);
         if (!flags.wait && (waitTimeout !== undefined || flags.cancelOnExit)) {
           throw new UsageError(
             `${waitTimeout !== undefined ? "--wait-timeout" : "--cancel-on-exit"}: not with --no-wait`,
@@ -164,13 +154,8 @@ export function registerSubmit(program: Command, run: Run): void {
           } else if (!json) {
             process.stdout.write(`submitted task ${taskID}\n`);
           }
-          return followTask(handle, {
-            json,
-            ...(waitTimeout !== undefined ? { waitTimeout } : {}),
-            cancelOnExit: flags.cancelOnExit === true,
-            reattach: reattachCommand(all, taskID),
-          });
+          return followWithFlags(handle, all);
         });
       }),
-    );
+  );
 }

@@ -1,11 +1,17 @@
 import type { Command } from "commander";
 import { Option } from "commander";
-import { CodingWorker, OpenCodeDriver, createLogger, SecretRedactor } from "@station-coding/worker";
+import {
+  CodingWorker,
+  OpenCodeDriver,
+  SecretRedactor,
+  createLogger,
+  parseSandboxOptions,
+} from "@station-coding/worker";
 import { CleanupPolicy } from "@station-coding/protocol";
 import { namesFromConfig } from "../config.js";
 import type { CommonFlags, Run } from "../context.js";
 import { UsageError, connectionFrom, durationFlag, intFlag } from "../context.js";
-import { offlineModelUrl, scriptedProviderConfig } from "../demo/offline-model.js";
+import { offlineModelUrl } from "../offline-model.js";
 
 interface WorkerFlags extends CommonFlags {
   concurrency?: string;
@@ -221,6 +227,10 @@ export function registerWorker(program: Command, run: Run): void {
             : {}),
           ...(sandboxFile?.read_only_paths ? { readOnlyPaths: sandboxFile.read_only_paths } : {}),
         };
+        // The scripted model's provider config comes with the testkit, loaded only when it is used.
+        const offlineConfig = offlineModel
+          ? (await import("@station-coding/testkit")).scriptedProviderConfig(offlineModel)
+          : undefined;
         // Flags are checked before OpenCode starts, so a typo never leaves a server behind.
         const driver = await OpenCodeDriver.start({
           sandbox,
@@ -228,7 +238,7 @@ export function registerWorker(program: Command, run: Run): void {
           ...(flags.opencodeUrl ? { url: flags.opencodeUrl } : {}),
           ...(flags.opencodePassword ? { password: flags.opencodePassword } : {}),
           ...(opencodeConfig ? { server: { configFile: opencodeConfig } } : {}),
-          ...(offlineModel ? { server: { config: scriptedProviderConfig(offlineModel) } } : {}),
+          ...(offlineConfig ? { server: { config: offlineConfig } } : {}),
           logger,
         });
         let worker: CodingWorker;
@@ -264,7 +274,7 @@ export function registerWorker(program: Command, run: Run): void {
         process.stderr.write(
           `station-coding worker ${worker.workerID} running (opencode at ${driver.url}; ${
             confined
-              ? `sandbox on, network ${sandbox.network ?? "allow"}`
+              ? `sandbox on, network ${parseSandboxOptions(sandbox).network}`
               : "SANDBOX OFF: the agent's tools run unconfined, and every result says sandbox: off"
           }${offlineModel ? `; no provider key: the scripted offline model at ${offlineModel}` : ""})\n`,
         );

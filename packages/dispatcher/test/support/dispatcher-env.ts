@@ -5,8 +5,8 @@ import { waitFor } from "@station-coding/testkit";
 import type { NatsServerOptions } from "@station-coding/testkit";
 import { CodingDispatcher } from "@station-coding/dispatcher";
 import type { DispatcherOptions } from "@station-coding/dispatcher";
-import type { Env } from "../../../worker/test/support/harness.js";
-import { startEnv } from "../../../worker/test/support/harness.js";
+import type { Env } from "@station-coding/testkit/worker";
+import { startEnv } from "@station-coding/testkit/worker";
 
 /** The worker harness environment plus the dispatchers opened on it. */
 export interface DispatcherEnv extends Env {
