@@ -178,8 +178,10 @@ export function serverSandboxArgs(layout: SystemLayout, binds: readonly (readonl
   return [
     ...["--die-with-parent", "--new-session"],
     ...["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"],
-    ...layout.args,
+    // The private /dev, /proc and /tmp first: the layout's extra binds (the OpenCode binary, the
+    // plugin) may live under /tmp, as in a checkout there, and must land on top of them.
     ...["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"],
+    ...layout.args,
     ...binds.flat(),
   ];
 }
@@ -194,8 +196,8 @@ export function toolSandboxArgs(layout: SystemLayout): string[] {
     ...["--die-with-parent", "--new-session"],
     ...["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try"],
     ...["--cap-drop", "ALL"],
-    ...layout.args,
     ...["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", "/tmp/home"],
+    ...layout.args,
     "--clearenv",
     ...["--setenv", "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
     ...["--setenv", "HOME", "/tmp/home", "--setenv", "TMPDIR", "/tmp"],
