@@ -1,9 +1,9 @@
 // The Docker engine of the compose tests: the shared script that installs and starts it on a
 // machine of this kind (Debian's docker.io and Compose v1.29, stand-in base images), found from the
 // repository upwards, and the image build every test file uses.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The repository root: the compose project directory. */
@@ -15,7 +15,8 @@ const SCRIPT_PATH = join("shared", "tools", "docker-engine.sh");
 /**
  * The engine script: `$DOCKER_ENGINE_SCRIPT` when set, else `shared/tools/docker-engine.sh` in the
  * nearest directory above the checkout that has one (`../shared` for a clone, `../../shared` for a
- * worktree under `wt/`). Fails naming every place it looked.
+ * worktree under `wt/`), else above the checkout it was cloned from (a clean clone made elsewhere,
+ * such as CI's, of a checkout that sits beside `shared/`). Fails naming every place it looked.
  */
 export function engineScript(): string {
   const given = process.env.DOCKER_ENGINE_SCRIPT;
@@ -24,17 +25,34 @@ export function engineScript(): string {
     return given;
   }
   const looked: string[] = [];
-  for (let dir = dirname(REPO_ROOT.replace(/\/$/, "")); ; dir = dirname(dir)) {
-    const candidate = join(dir, SCRIPT_PATH);
-    if (existsSync(candidate)) return candidate;
-    looked.push(candidate);
-    if (dirname(dir) === dir) break;
+  for (const start of [REPO_ROOT, clonedFrom()]) {
+    if (start === undefined) continue;
+    for (let dir = dirname(start.replace(/\/$/, "")); ; dir = dirname(dir)) {
+      const candidate = join(dir, SCRIPT_PATH);
+      if (existsSync(candidate)) return candidate;
+      looked.push(candidate);
+      if (dirname(dir) === dir) break;
+    }
   }
   throw new Error(
     `the Docker engine script ${SCRIPT_PATH} was not found (looked at ${looked.join(", ")}): ` +
       "the compose tests need it to install and start dockerd and to build the stand-in base images; " +
       "put the shared/ folder next to the checkout or set DOCKER_ENGINE_SCRIPT",
   );
+}
+
+/** The local directory this checkout was cloned from (its `origin`), if it is one. */
+function clonedFrom(): string | undefined {
+  try {
+    const url = execFileSync("git", ["-C", REPO_ROOT, "remote", "get-url", "origin"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+    const path = url.startsWith("file://") ? fileURLToPath(url) : url;
+    return isAbsolute(path) && existsSync(path) ? path : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** How a command ended and what it printed. */
