@@ -6,6 +6,7 @@ import type {
   DeadLetters,
   ResultSigner,
   SessionStore,
+  TaskIndex,
   TaskLookups,
 } from "@station-coding/protocol";
 import type { Logger } from "pino";
@@ -29,6 +30,8 @@ export interface RunnerDeps {
   leases: Leases;
   sessions: SessionStore;
   lookups: TaskLookups;
+  /** The task index: `running` when a run starts, the final state with the result (best effort). */
+  taskIndex: TaskIndex;
   deadLetters: DeadLetters;
   artifacts: ObjectStore;
   driver: AgentDriver;

@@ -16,6 +16,7 @@ import {
   ResultSigner,
   SessionStore,
   StationError,
+  TaskIndex,
   TaskLookups,
   ValidationError,
   codingNames,
@@ -255,6 +256,10 @@ export class CodingWorker {
             logger.warn({ taskID }, `ignoring the stored message on the result subject: ${reason}`),
         }),
         ...(signer ? { signer } : {}),
+        taskIndex: new TaskIndex(js, names, {
+          onError: (err, taskID) =>
+            logger.warn({ err, taskID, bucket: names.kv.tasks }, "could not write the task index record"),
+        }),
         deadLetters: new DeadLetters(nc, names),
         artifacts,
         driver: raw.driver,
