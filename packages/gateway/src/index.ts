@@ -8,9 +8,10 @@ export { TokenTable, hashToken } from "./auth.js";
 export { GatewayConfig, GatewayRole, GatewayTokenConfig } from "./config.js";
 export { DEFAULT_LISTEN, Gateway, parseListen } from "./gateway.js";
 export { API_VERSION } from "./openapi.js";
+export { closeNamespace, openNamespace } from "./namespaces.js";
 export { HttpProblem, PROBLEM_JSON } from "./problem.js";
 
 export type { Principal } from "./auth.js";
 export type { GatewayOptions } from "./gateway.js";
-export type { GatewayNamespace, IndexedTask, TaskIndexReader, TaskQuery } from "./namespaces.js";
+export type { GatewayNamespace } from "./namespaces.js";
 export type { ProblemDocument } from "./problem.js";

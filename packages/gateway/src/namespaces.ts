@@ -1,47 +1,36 @@
 import type { CodingDispatcher } from "@station-coding/dispatcher";
+import { TaskIndex, TaskIndexView } from "@station-coding/protocol";
+import type { Logger } from "pino";
 import type { Principal } from "./auth.js";
 import { HttpProblem, notFound } from "./problem.js";
-
-/** A task index record as the gateway reads it (the protocol's `TaskIndexRecord`). */
-export interface IndexedTask {
-  taskID: string;
-  status: "queued" | "running" | "completed" | "error" | "cancelled" | "timeout";
-  op?: string | undefined;
-  session?: string | undefined;
-  worker?: string | undefined;
-  attempts?: number | undefined;
-  submittedAt?: string | undefined;
-  startedAt?: string | undefined;
-  finishedAt?: string | undefined;
-  prompt?: string | undefined;
-  metrics?: Record<string, unknown> | undefined;
-  errorCode?: string | undefined;
-  error?: string | undefined;
-}
-
-/** A filter and page of a task listing. */
-export interface TaskQuery {
-  status?: IndexedTask["status"][];
-  session?: string;
-  worker?: string;
-  since?: string;
-  limit?: number;
-  cursor?: string;
-}
-
-/** What the gateway needs of a namespace's task index view (the protocol's `TaskIndexView`). */
-export interface TaskIndexReader {
-  get(taskID: string): IndexedTask | undefined;
-  list(query: TaskQuery): { items: IndexedTask[]; next: string | null };
-  countByStatus?(): Record<string, number>;
-}
 
 /** One namespace the gateway serves: single-tenant (no org) or one org, over its own connection. */
 export interface GatewayNamespace {
   org: string | undefined;
   dispatcher: CodingDispatcher;
-  /** The namespace's task index view; without it listing answers 503. */
-  index?: TaskIndexReader | undefined;
+  /** The namespace's task index view (listing); without it listing answers 503. */
+  index?: TaskIndexView | undefined;
+  /** The task index itself, read when the view has not seen a task yet (it was just submitted). */
+  records?: TaskIndex | undefined;
+}
+
+/**
+ * A namespace for a dispatcher: its task index and a view of it that follows the bucket (resolves
+ * once the view holds every stored record). Stop the view with {@link closeNamespace}.
+ */
+export async function openNamespace(dispatcher: CodingDispatcher, logger?: Logger): Promise<GatewayNamespace> {
+  const records = new TaskIndex(dispatcher.connection, dispatcher.names);
+  const org = dispatcher.names.org;
+  const index = await TaskIndexView.start(records, {
+    onError: (err) =>
+      logger?.error({ org, err: err instanceof Error ? err.message : String(err) }, "the task index view stopped following"),
+  });
+  return { org, dispatcher, index, records };
+}
+
+/** Stops a namespace's index view (the dispatcher is the caller's to close). */
+export async function closeNamespace(ns: GatewayNamespace): Promise<void> {
+  await ns.index?.stop();
 }
 
 /**

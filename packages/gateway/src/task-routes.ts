@@ -3,8 +3,8 @@ import type { Hono } from "hono";
 import { ROOT_CONTEXT, context, propagation } from "@opentelemetry/api";
 import { WaitTimeoutError } from "@station-coding/dispatcher";
 import { Task, isValidName, nameProblem, parseDuration } from "@station-coding/protocol";
+import type { TaskIndexStatus, TaskListQuery } from "@station-coding/protocol";
 import { requireWriter } from "./auth.js";
-import type { IndexedTask, TaskQuery } from "./namespaces.js";
 import { HttpProblem, notFound } from "./problem.js";
 import type { GatewayEnv, RouteDeps } from "./route-context.js";
 import { jsonBody, namespaceOf, schemaProblem, taskIDOf } from "./route-context.js";
@@ -53,7 +53,7 @@ export function registerTaskRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void
     const parsed = Task.safeParse({ ...fields, taskID });
     if (!parsed.success) throw schemaProblem("the task is invalid", parsed.error.issues);
 
-    const known = ns.index?.get(taskID);
+    const known = ns.index?.get(taskID) ?? (await ns.records?.get(taskID))?.value;
     if (known) {
       return c.json({ taskID, status: known.status, duplicate: true, links: taskLinks(taskID, orgQuery) }, 200);
     }
@@ -186,8 +186,8 @@ function waitOf(value: string | undefined, max: number): number {
 const STATES = new Set<string>(TaskState.options);
 
 /** The filter of `GET /v1/tasks`, each bad value named. */
-function listQuery(q: Record<string, string>): TaskQuery {
-  const out: TaskQuery = {};
+function listQuery(q: Record<string, string>): TaskListQuery {
+  const out: TaskListQuery = {};
   if (q.status !== undefined && q.status !== "") {
     const statuses = q.status.split(",").map((s) => s.trim());
     const bad = statuses.find((s) => !STATES.has(s));
@@ -196,7 +196,7 @@ function listQuery(q: Record<string, string>): TaskQuery {
         field: "query.status",
       });
     }
-    out.status = statuses as IndexedTask["status"][];
+    out.status = statuses as TaskIndexStatus[];
   }
   if (q.session) out.session = q.session;
   if (q.worker) out.worker = q.worker;

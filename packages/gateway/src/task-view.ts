@@ -1,6 +1,6 @@
-import type { TaskResult } from "@station-coding/protocol";
+import type { TaskIndexRecord, TaskResult } from "@station-coding/protocol";
 import type { z } from "@hono/zod-openapi";
-import type { GatewayNamespace, IndexedTask } from "./namespaces.js";
+import type { GatewayNamespace } from "./namespaces.js";
 import type { TaskLinks, TaskView } from "./schemas.js";
 
 type View = z.infer<typeof TaskView>;
@@ -22,7 +22,7 @@ function defined<T extends object>(fields: T): T {
 }
 
 /** A task view from its index record. */
-export function viewOfRecord(record: IndexedTask, orgQuery: string): View {
+export function viewOfRecord(record: TaskIndexRecord, orgQuery: string): View {
   return defined({
     taskID: record.taskID,
     status: record.status,
@@ -65,7 +65,7 @@ export async function describe(
   taskID: string,
   orgQuery: string,
 ): Promise<View | undefined> {
-  const record = ns.index?.get(taskID);
+  const record = ns.index?.get(taskID) ?? (await ns.records?.get(taskID))?.value;
   const recordFinal = record !== undefined && record.status !== "queued" && record.status !== "running";
   const state = await ns.dispatcher.task(taskID).state();
   const { result, lease } = state;
