@@ -4,13 +4,13 @@ import { serve } from "@hono/node-server";
 import type { ServerType } from "@hono/node-server";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { ErrorCodes, StationError, parseDuration } from "@station-coding/protocol";
 import type { Logger } from "pino";
 import { pino } from "pino";
 import type { Registry } from "prom-client";
 import { TokenTable, secretDigest, tokenMatches, unauthorized } from "./auth.js";
 import type { GatewayConfig, GatewayTokenConfig } from "./config.js";
+import { limitBody } from "./body-limit.js";
 import { renderDocsPage } from "./docs-page.js";
 import { registerEventRoutes } from "./event-routes.js";
 import { GatewayMetrics } from "./metrics.js";
@@ -146,19 +146,7 @@ export class Gateway {
       }
       await next();
     });
-    app.use(
-      "/v1/*",
-      bodyLimit({
-        maxSize: maxBodyBytes,
-        onError: (c) =>
-          this.problemResponse(
-            c,
-            new HttpProblem(413, "body-too-large", `the request body is over ${maxBodyBytes} bytes (gateway.maxBodyBytes)`, {
-              field: "body",
-            }),
-          ),
-      }),
-    );
+    app.use("/v1/*", limitBody(maxBodyBytes));
     registerTaskRoutes(app, deps);
     registerEventRoutes(app, deps);
     registerNamespaceRoutes(app, deps);
