@@ -15,6 +15,7 @@ export const sourceAliases = Object.entries({
   "@station-coding/worker/internal": at("worker/src/internal.ts"),
   "@station-coding/dispatcher": at("dispatcher/src/index.ts"),
   "@station-coding/gateway": at("gateway/src/index.ts"),
+  "@station-coding/gateway/config": at("gateway/src/config.ts"),
   "@station-coding/cli": at("cli/src/index.ts"),
   "@station-coding/cli/internal": at("cli/src/internal.ts"),
 }).map(([name, replacement]) => ({ find: new RegExp(`^${name}$`), replacement }));

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
 import { z } from "zod";
+import { GatewayConfig } from "@station-coding/gateway/config";
 import { CleanupPolicy, ErrorCodes, Name, StationError, parseWith } from "@station-coding/protocol";
 import type { CodingNamesOptions } from "@station-coding/protocol";
 
@@ -94,6 +95,8 @@ export const StationConfig = z
           .optional(),
       })
       .strict(),
+    /** The HTTP/SSE gateway of `station-coding serve` (docs/gateway.md). */
+    gateway: GatewayConfig.optional(),
   })
   .strict();
 /** The Station YAML configuration. */

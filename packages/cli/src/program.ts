@@ -8,6 +8,7 @@ import { registerInit } from "./commands/init.js";
 import { registerOrg } from "./commands/org.js";
 import { registerResult } from "./commands/result.js";
 import { registerSecrets } from "./commands/secrets.js";
+import { registerServe } from "./commands/serve.js";
 import { registerSessions } from "./commands/sessions.js";
 import { registerStatus } from "./commands/status.js";
 import { registerSubmit } from "./commands/submit.js";
@@ -73,6 +74,7 @@ export function buildProgram(exit: (code: number) => void): Command {
   registerContext(program, run);
   registerArtifacts(program, run);
   registerDlq(program, run);
+  registerServe(program, run);
   registerOrg(program, run);
   registerSecrets(program, run);
   return program;
