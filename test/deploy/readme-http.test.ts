@@ -40,9 +40,11 @@ beforeAll(async () => {
   await startWorker(env, new ScriptedDriver());
   const text = section();
   const yaml = blocks(text, "yaml")[0];
-  if (!yaml?.includes("gateway:")) throw new Error("the HTTP API section's first yaml block is not a gateway config");
+  if (!yaml?.includes("gateway:"))
+    throw new Error("the HTTP API section's first yaml block is not a gateway config");
   const tokenLine = /^export STATION_GATEWAY_TOKEN=(\S+)$/m.exec(blocks(text, "sh")[0] ?? "");
-  if (!tokenLine) throw new Error("the HTTP API section's first sh block does not export STATION_GATEWAY_TOKEN");
+  if (!tokenLine)
+    throw new Error("the HTTP API section's first sh block does not export STATION_GATEWAY_TOKEN");
   token = tokenLine[1]!;
   const dir = await tempDir("readme-http");
   const config = join(dir, "station.yaml");
@@ -50,7 +52,18 @@ beforeAll(async () => {
   serve = new Child(
     spawn(
       process.execPath,
-      ["--import", "tsx", CLI_MAIN, "serve", "--config", config, "--nats-url", env.server.url, "--listen", "127.0.0.1:0"],
+      [
+        "--import",
+        "tsx",
+        CLI_MAIN,
+        "serve",
+        "--config",
+        config,
+        "--nats-url",
+        env.server.url,
+        "--listen",
+        "127.0.0.1:0",
+      ],
       {
         cwd: REPO_ROOT,
         env: cleanEnv({ TSX_TSCONFIG_PATH: TSCONFIG, STATION_GATEWAY_TOKEN: token }),
@@ -60,7 +73,8 @@ beforeAll(async () => {
   );
   gatewayURL = await waitFor(
     () => {
-      if (serve!.process.exitCode !== null) throw new Error(`serve exited ${serve!.process.exitCode}:\n${serve!.stderr}`);
+      if (serve!.process.exitCode !== null)
+        throw new Error(`serve exited ${serve!.process.exitCode}:\n${serve!.stderr}`);
       return /listening on (http:\/\/\S+)/.exec(serve!.stdout)?.[1];
     },
     { timeout: 30_000, message: "station-coding serve to listen" },
@@ -90,13 +104,27 @@ describe("README: the HTTP API section, run as written", () => {
       expect(exit.code, `${line}\n${exit.stderr}`).toBe(0);
       out.push(exit.stdout);
     }
-    const [submit, events, result, list, artifacts, cancel, openapi] = out as [string, string, string, string, string, string, string];
+    const [submit, events, result, list, artifacts, cancel, openapi] = out as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     expect(JSON.parse(submit)).toMatchObject({ taskID: "readme-http-1", status: "queued" });
     expect(events).toMatch(/^event: task_started\ndata: \{.*\}\nid: 1$/m);
     expect(events).toMatch(/^event: result\ndata: \{.*"status":"completed"/m);
     const parsed = JSON.parse(result) as TaskResult;
-    expect(parsed).toMatchObject({ taskID: "readme-http-1", status: "completed", result: "echo: add a README" });
-    expect((JSON.parse(list) as { items: { taskID: string }[] }).items.map((t) => t.taskID)).toContain("readme-http-1");
+    expect(parsed).toMatchObject({
+      taskID: "readme-http-1",
+      status: "completed",
+      result: "echo: add a README",
+    });
+    expect((JSON.parse(list) as { items: { taskID: string }[] }).items.map((t) => t.taskID)).toContain(
+      "readme-http-1",
+    );
     expect(JSON.parse(artifacts)).toMatchObject({ items: expect.any(Array), next: null });
     expect(JSON.parse(cancel)).toEqual({ taskID: "readme-http-1", status: "cancelling" });
     expect(JSON.parse(openapi)).toMatchObject({ openapi: "3.1.0" });

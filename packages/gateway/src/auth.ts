@@ -109,7 +109,9 @@ export function tokenMatches(header: string | undefined, digest: Buffer): boolea
 
 /** A 401 with the challenge RFC 6750 asks for. */
 export function unauthorized(detail: string, error?: "invalid_request" | "invalid_token"): HttpProblem {
-  const challenge = error ? `Bearer realm="station-coding", error="${error}"` : `Bearer realm="station-coding"`;
+  const challenge = error
+    ? `Bearer realm="station-coding", error="${error}"`
+    : `Bearer realm="station-coding"`;
   return new HttpProblem(401, "unauthorized", detail, {}, { "WWW-Authenticate": challenge });
 }
 

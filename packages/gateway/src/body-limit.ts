@@ -1,4 +1,4 @@
-import type { Context, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { HttpProblem } from "./problem.js";
 
 /**
@@ -9,7 +9,7 @@ import { HttpProblem } from "./problem.js";
  */
 export function limitBody(maxBytes: number): MiddlewareHandler {
   const drainBound = Math.max(8 * 1024 * 1024, 4 * maxBytes);
-  const tooLarge = (c: Context): never => {
+  const tooLarge = (): never => {
     throw new HttpProblem(
       413,
       "body-too-large",
@@ -26,9 +26,9 @@ export function limitBody(maxBytes: number): MiddlewareHandler {
     if (!chunked && Number.isFinite(declared) && declared <= maxBytes) return next();
     if (!chunked && Number.isFinite(declared) && declared > drainBound) {
       await body.cancel().catch(() => undefined);
-      tooLarge(c);
+      tooLarge();
     }
-    const reader = body.getReader();
+    const reader = (body as ReadableStream<Uint8Array>).getReader();
     const chunks: Uint8Array[] = [];
     let size = 0;
     for (;;) {
@@ -41,7 +41,7 @@ export function limitBody(maxBytes: number): MiddlewareHandler {
         break;
       }
     }
-    if (size > maxBytes) tooLarge(c);
+    if (size > maxBytes) tooLarge();
     c.req.raw = new Request(c.req.raw, { body: Buffer.concat(chunks) });
     return next();
   };

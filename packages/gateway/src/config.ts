@@ -1,7 +1,9 @@
 import { Name } from "@station-coding/protocol";
 import { z } from "zod";
 
-const Sha256Hex = z.string().regex(/^[0-9a-fA-F]{64}$/, "must be the hex SHA-256 of the token (64 hex digits)");
+const Sha256Hex = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$/, "must be the hex SHA-256 of the token (64 hex digits)");
 const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
 const Duration = z.union([z.number().nonnegative(), z.string().min(1)]);
 

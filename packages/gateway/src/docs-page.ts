@@ -1,5 +1,4 @@
-const escape = (text: string): string =>
-  text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+const escape = (text: string): string => text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 
 interface Operation {
   summary?: string;
@@ -20,7 +19,10 @@ export function renderDocsPage(document: Record<string, unknown>): string {
   for (const [path, methods] of Object.entries(paths)) {
     for (const [method, op] of Object.entries(methods)) {
       const params = (op.parameters ?? [])
-        .map((p) => `<li><code>${escape(p.name)}</code> (${escape(p.in)}${p.required ? ", required" : ""})${p.description ? `: ${escape(p.description)}` : ""}</li>`)
+        .map(
+          (p) =>
+            `<li><code>${escape(p.name)}</code> (${escape(p.in)}${p.required ? ", required" : ""})${p.description ? `: ${escape(p.description)}` : ""}</li>`,
+        )
         .join("");
       const responses = Object.entries(op.responses ?? {})
         .map(([status, r]) => `<li><code>${escape(status)}</code> ${escape(r.description ?? "")}</li>`)

@@ -7,12 +7,18 @@ import { describe } from "./task-view.js";
 
 /** The seq to resume after: `Last-Event-ID` (what a reconnecting EventSource sends), else `?after=`. */
 function resumeAfter(lastEventID: string | undefined, after: string | undefined): number {
-  const [value, field] = lastEventID !== undefined ? [lastEventID, "header.Last-Event-ID"] : [after, "query.after"];
+  const [value, field] =
+    lastEventID !== undefined ? [lastEventID, "header.Last-Event-ID"] : [after, "query.after"];
   if (value === undefined || value === "") return 0;
   if (!/^\d{1,15}$/.test(value.trim())) {
-    throw new HttpProblem(422, "validation-failed", `${field} ${JSON.stringify(value.slice(0, 40))}: must be an event seq (a non-negative integer)`, {
-      field,
-    });
+    throw new HttpProblem(
+      422,
+      "validation-failed",
+      `${field} ${JSON.stringify(value.slice(0, 40))}: must be an event seq (a non-negative integer)`,
+      {
+        field,
+      },
+    );
   }
   return Number(value.trim());
 }

@@ -77,14 +77,20 @@ export class Gateway {
     const namespaces = new Namespaces(options.namespaces);
     for (const org of tokens.orgs) {
       if (!options.namespaces.some((ns) => ns.org === org)) {
-        throw new StationError(ErrorCodes.InvalidConfig, `gateway.tokens: org ${org} is named by a token but not served`);
+        throw new StationError(
+          ErrorCodes.InvalidConfig,
+          `gateway.tokens: org ${org} is named by a token but not served`,
+        );
       }
     }
     const metricsDigest =
       options.metricsToken !== undefined
         ? secretDigest("gateway.metricsToken", options.metricsToken, options.env ?? process.env)
         : undefined;
-    const limiter = new RateLimiter({ rps: options.rateLimit?.rps ?? 20, burst: options.rateLimit?.burst ?? 100 });
+    const limiter = new RateLimiter({
+      rps: options.rateLimit?.rps ?? 20,
+      burst: options.rateLimit?.burst ?? 100,
+    });
     const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
     this.metrics = new GatewayMetrics(options.namespaces, logger, options.registry);
     const deps: RouteDeps = {
@@ -99,7 +105,12 @@ export class Gateway {
     const app = new OpenAPIHono<GatewayEnv>();
     this.app = app;
     app.onError((err, c) => this.problemResponse(c, err));
-    app.notFound((c) => this.problemResponse(c, new HttpProblem(404, "not-found", `${c.req.method} ${c.req.path}: no such route`)));
+    app.notFound((c) =>
+      this.problemResponse(
+        c,
+        new HttpProblem(404, "not-found", `${c.req.method} ${c.req.path}: no such route`),
+      ),
+    );
 
     // Accounting first, so that every answer (401, 429 and 413 included) is counted and logged.
     app.use("*", async (c, next) => {
@@ -110,7 +121,16 @@ export class Gateway {
       const status = String(c.res.status);
       this.metrics.requests.inc({ method: c.req.method, route, status, token });
       this.metrics.duration.observe({ method: c.req.method, route }, (performance.now() - started) / 1000);
-      logger.debug({ method: c.req.method, route, status: c.res.status, token, ms: Math.round(performance.now() - started) }, "request");
+      logger.debug(
+        {
+          method: c.req.method,
+          route,
+          status: c.res.status,
+          token,
+          ms: Math.round(performance.now() - started),
+        },
+        "request",
+      );
     });
 
     const render = registerOpenApi(app as unknown as OpenAPIHono<never>);
@@ -174,7 +194,10 @@ export class Gateway {
     const address = server.address() as AddressInfo;
     const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
     const url = `http://${shown}:${address.port}`;
-    this.logger.info({ url, namespaces: this.options.namespaces.map((ns) => ns.org ?? "") }, "gateway listening");
+    this.logger.info(
+      { url, namespaces: this.options.namespaces.map((ns) => ns.org ?? "") },
+      "gateway listening",
+    );
     return { url, host: address.address, port: address.port };
   }
 
@@ -196,7 +219,12 @@ export class Gateway {
     const problem = toProblem(err);
     if (problem.status >= 500) {
       this.logger.error(
-        { method: c.req.method, path: c.req.path, status: problem.status, err: err instanceof Error ? err.message : String(err) },
+        {
+          method: c.req.method,
+          path: c.req.path,
+          status: problem.status,
+          err: err instanceof Error ? err.message : String(err),
+        },
         "request failed",
       );
     }

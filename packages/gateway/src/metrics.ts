@@ -36,16 +36,26 @@ export class GatewayMetrics {
       registers: [registry],
     });
     /** One status read per namespace per scrape, shared by the gauges below. */
-    let scrape: Promise<Map<GatewayNamespace, Awaited<ReturnType<GatewayNamespace["dispatcher"]["status"]>> | undefined>> | undefined;
+    let scrape:
+      | Promise<
+          Map<GatewayNamespace, Awaited<ReturnType<GatewayNamespace["dispatcher"]["status"]>> | undefined>
+        >
+      | undefined;
     const statuses = () => {
       scrape ??= (async () => {
-        const out = new Map<GatewayNamespace, Awaited<ReturnType<GatewayNamespace["dispatcher"]["status"]>> | undefined>();
+        const out = new Map<
+          GatewayNamespace,
+          Awaited<ReturnType<GatewayNamespace["dispatcher"]["status"]>> | undefined
+        >();
         await Promise.all(
           namespaces.map(async (ns) => {
             try {
               out.set(ns, await ns.dispatcher.status());
             } catch (err) {
-              logger.warn({ org: ns.org, err: (err as Error).message }, "metrics: reading the namespace status failed");
+              logger.warn(
+                { org: ns.org, err: (err as Error).message },
+                "metrics: reading the namespace status failed",
+              );
               out.set(ns, undefined);
             }
           }),
@@ -77,7 +87,10 @@ export class GatewayMetrics {
         for (const [ns, status] of await statuses()) {
           if (!status) continue;
           for (const liveness of ["alive", "dead"] as const) {
-            this.set({ org: org(ns), liveness }, status.workers.filter((w) => w.liveness === liveness).length);
+            this.set(
+              { org: org(ns), liveness },
+              status.workers.filter((w) => w.liveness === liveness).length,
+            );
           }
         }
       },
@@ -92,8 +105,14 @@ export class GatewayMetrics {
         for (const [ns, status] of await statuses()) {
           if (!status) continue;
           const alive = status.workers.filter((w) => w.liveness === "alive");
-          this.set({ org: org(ns), state: "busy" }, alive.reduce((n, w) => n + w.inFlight, 0));
-          this.set({ org: org(ns), state: "total" }, alive.reduce((n, w) => n + w.concurrency, 0));
+          this.set(
+            { org: org(ns), state: "busy" },
+            alive.reduce((n, w) => n + w.inFlight, 0),
+          );
+          this.set(
+            { org: org(ns), state: "total" },
+            alive.reduce((n, w) => n + w.concurrency, 0),
+          );
         }
       },
     });

@@ -54,7 +54,10 @@ export function registerNamespaceRoutes(app: Hono<GatewayEnv>, deps: RouteDeps):
         failed.push({ taskID: letter.taskID, detail: err instanceof Error ? err.message : String(err) });
       }
     }
-    deps.logger.info({ org: ns.org, token: principal.name, replayed: replayed.length, failed: failed.length }, "bulk replay");
+    deps.logger.info(
+      { org: ns.org, token: principal.name, replayed: replayed.length, failed: failed.length },
+      "bulk replay",
+    );
     return c.json({ replayed, failed });
   });
 
@@ -67,11 +70,18 @@ export function registerNamespaceRoutes(app: Hono<GatewayEnv>, deps: RouteDeps):
     if (!parsed.success) throw schemaProblem("the replay request is invalid", parsed.error.issues);
     await replayOne(ns, taskID, parsed.data.tokenFromKV);
     deps.logger.info({ taskID, org: ns.org, token: principal.name }, "dead letter replayed over HTTP");
-    return c.json({ taskID, status: "queued" as const, duplicate: false, links: taskLinks(taskID, orgQuery) }, 202);
+    return c.json(
+      { taskID, status: "queued" as const, duplicate: false, links: taskLinks(taskID, orgQuery) },
+      202,
+    );
   });
 }
 
-async function replayOne(ns: GatewayNamespace, taskID: string, tokenFromKV: string | undefined): Promise<void> {
+async function replayOne(
+  ns: GatewayNamespace,
+  taskID: string,
+  tokenFromKV: string | undefined,
+): Promise<void> {
   try {
     await ns.dispatcher.deadLetters.replay(taskID, tokenFromKV !== undefined ? { tokenFromKV } : {});
   } catch (err) {

@@ -18,12 +18,18 @@ export interface GatewayNamespace {
  * A namespace for a dispatcher: its task index and a view of it that follows the bucket (resolves
  * once the view holds every stored record). Stop the view with {@link closeNamespace}.
  */
-export async function openNamespace(dispatcher: CodingDispatcher, logger?: Logger): Promise<GatewayNamespace> {
+export async function openNamespace(
+  dispatcher: CodingDispatcher,
+  logger?: Logger,
+): Promise<GatewayNamespace> {
   const records = new TaskIndex(dispatcher.connection, dispatcher.names);
   const org = dispatcher.names.org;
   const index = await TaskIndexView.start(records, {
     onError: (err) =>
-      logger?.error({ org, err: err instanceof Error ? err.message : String(err) }, "the task index view stopped following"),
+      logger?.error(
+        { org, err: err instanceof Error ? err.message : String(err) },
+        "the task index view stopped following",
+      ),
   });
   return { org, dispatcher, index, records };
 }
@@ -52,7 +58,8 @@ export class Namespaces {
       // An org token (or a single-tenant one) has exactly one namespace; naming another finds nothing.
       if (wanted !== undefined && wanted !== principal.org) throw notFound(`org ${wanted}`);
       const ns = this.byOrg.get(principal.org ?? "");
-      if (!ns) throw notFound(principal.org === undefined ? "the single-tenant namespace" : `org ${principal.org}`);
+      if (!ns)
+        throw notFound(principal.org === undefined ? "the single-tenant namespace" : `org ${principal.org}`);
       return ns;
     }
     if (wanted === undefined) {

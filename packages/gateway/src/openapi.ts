@@ -32,10 +32,9 @@ const errors = {
 const writeErrors = { ...errors, 403: problem("The token is a viewer and may not write") };
 const TaskIDParam = z.object({ taskID: z.string().openapi({ description: "The task's id" }) });
 const OrgQuery = z.object({
-  org: z
-    .string()
-    .optional()
-    .openapi({ description: "The org (admin tokens of a gateway serving several orgs); also the Station-Org header" }),
+  org: z.string().optional().openapi({
+    description: "The org (admin tokens of a gateway serving several orgs); also the Station-Org header",
+  }),
 });
 
 /** Every route of the HTTP API, for the generated OpenAPI 3.1 document. */
@@ -56,7 +55,10 @@ function routes(): RouteConfig[] {
       },
       responses: {
         202: { description: "Stored in JetStream; queued", content: json(SubmitAccepted) },
-        200: { description: "The task already exists (a repeat); nothing new runs", content: json(SubmitAccepted) },
+        200: {
+          description: "The task already exists (a repeat); nothing new runs",
+          content: json(SubmitAccepted),
+        },
         400: problem("The body is not JSON"),
         413: problem("The body is over gateway.maxBodyBytes"),
         422: problem("The body is not a valid task (the field is named)"),
@@ -70,7 +72,10 @@ function routes(): RouteConfig[] {
       summary: "List tasks, newest first",
       request: {
         query: OrgQuery.extend({
-          status: z.string().optional().openapi({ description: `Comma-separated: ${TaskState.options.join(", ")}` }),
+          status: z
+            .string()
+            .optional()
+            .openapi({ description: `Comma-separated: ${TaskState.options.join(", ")}` }),
           session: z.string().optional(),
           worker: z.string().optional(),
           since: z.string().optional().openapi({ description: "ISO 8601 time" }),
@@ -78,7 +83,11 @@ function routes(): RouteConfig[] {
           cursor: z.string().optional().openapi({ description: "`next` of the previous page" }),
         }),
       },
-      responses: { 200: { description: "A page of tasks", content: json(TaskList) }, 422: problem("A bad filter"), ...errors },
+      responses: {
+        200: { description: "A page of tasks", content: json(TaskList) },
+        422: problem("A bad filter"),
+        ...errors,
+      },
     },
     {
       method: "get",
@@ -86,7 +95,11 @@ function routes(): RouteConfig[] {
       tags: ["tasks"],
       summary: "A task's status",
       request: { params: TaskIDParam, query: OrgQuery },
-      responses: { 200: { description: "The task", content: json(TaskView) }, 404: problem("No such task"), ...errors },
+      responses: {
+        200: { description: "The task", content: json(TaskView) },
+        404: problem("No such task"),
+        ...errors,
+      },
     },
     {
       method: "get",
@@ -99,7 +112,9 @@ function routes(): RouteConfig[] {
         "Comment lines are heartbeats.",
       request: {
         params: TaskIDParam,
-        query: OrgQuery.extend({ after: z.string().optional().openapi({ description: "Resume after this seq" }) }),
+        query: OrgQuery.extend({
+          after: z.string().optional().openapi({ description: "Resume after this seq" }),
+        }),
         headers: z.object({ "last-event-id": z.string().optional() }),
       },
       responses: {
@@ -118,7 +133,9 @@ function routes(): RouteConfig[] {
       summary: "A task's result, waiting up to ?wait= for it",
       request: {
         params: TaskIDParam,
-        query: OrgQuery.extend({ wait: z.string().optional().openapi({ description: "e.g. 30s; default 0" }) }),
+        query: OrgQuery.extend({
+          wait: z.string().optional().openapi({ description: "e.g. 30s; default 0" }),
+        }),
       },
       responses: {
         200: { description: "The result (as on the result subject)", content: json(ref("TaskResult")) },
@@ -138,7 +155,10 @@ function routes(): RouteConfig[] {
         body: { required: false, content: json(z.object({ reason: z.string().max(1000).optional() })) },
       },
       responses: {
-        202: { description: "The cancel request is stored", content: json(z.object({ taskID: z.string(), status: z.literal("cancelling") })) },
+        202: {
+          description: "The cancel request is stored",
+          content: json(z.object({ taskID: z.string(), status: z.literal("cancelling") })),
+        },
         404: problem("No such task"),
         ...writeErrors,
       },
@@ -149,7 +169,11 @@ function routes(): RouteConfig[] {
       tags: ["artifacts"],
       summary: "A task's objects (inputs, patch, artifacts)",
       request: { params: TaskIDParam, query: OrgQuery },
-      responses: { 200: { description: "The objects", content: json(ArtifactList) }, 404: problem("No such task"), ...errors },
+      responses: {
+        200: { description: "The objects", content: json(ArtifactList) },
+        404: problem("No such task"),
+        ...errors,
+      },
     },
     {
       method: "get",
@@ -158,7 +182,10 @@ function routes(): RouteConfig[] {
       summary: "Download an object; the key keeps its slashes (output/<taskID>/changes.patch)",
       request: { params: z.object({ key: z.string() }), query: OrgQuery },
       responses: {
-        200: { description: "The object's bytes", content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } } },
+        200: {
+          description: "The object's bytes",
+          content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+        },
         404: problem("No such object"),
         ...errors,
       },
@@ -185,7 +212,10 @@ function routes(): RouteConfig[] {
       tags: ["namespace"],
       summary: "Queue depth, consumer, workers and dead letters",
       request: { query: OrgQuery },
-      responses: { 200: { description: "Status", content: json(z.record(z.string(), z.unknown())) }, ...errors },
+      responses: {
+        200: { description: "Status", content: json(z.record(z.string(), z.unknown())) },
+        ...errors,
+      },
     },
     {
       method: "get",
@@ -200,7 +230,11 @@ function routes(): RouteConfig[] {
       path: "/v1/dead-letters/{taskID}/replay",
       tags: ["dead letters"],
       summary: "Run a dead task again",
-      request: { params: TaskIDParam, query: OrgQuery, body: { required: false, content: json(ReplayRequest) } },
+      request: {
+        params: TaskIDParam,
+        query: OrgQuery,
+        body: { required: false, content: json(ReplayRequest) },
+      },
       responses: {
         202: { description: "Republished", content: json(SubmitAccepted) },
         404: problem("No such dead letter"),
@@ -214,7 +248,10 @@ function routes(): RouteConfig[] {
       tags: ["dead letters"],
       summary: "Run dead tasks again, by filter",
       request: { query: OrgQuery, body: { required: true, content: json(BulkReplayRequest) } },
-      responses: { 200: { description: "What was replayed", content: json(BulkReplayResult) }, ...writeErrors },
+      responses: {
+        200: { description: "What was replayed", content: json(BulkReplayResult) },
+        ...writeErrors,
+      },
     },
     {
       method: "get",
@@ -231,7 +268,10 @@ function routes(): RouteConfig[] {
       summary: "NATS is connected and the topology is there, for every org served",
       security: [],
       responses: {
-        200: { description: "Ready", content: json(z.object({ status: z.literal("ready"), orgs: z.array(z.string()) })) },
+        200: {
+          description: "Ready",
+          content: json(z.object({ status: z.literal("ready"), orgs: z.array(z.string()) })),
+        },
         503: problem("Not ready (says which org and why)"),
       },
     },
@@ -241,7 +281,9 @@ function routes(): RouteConfig[] {
       tags: ["operations"],
       summary: "Prometheus metrics (a token only when gateway.metricsToken is set)",
       security: [],
-      responses: { 200: { description: "Prometheus text format", content: { "text/plain": { schema: z.string() } } } },
+      responses: {
+        200: { description: "Prometheus text format", content: { "text/plain": { schema: z.string() } } },
+      },
     },
   ];
 }

@@ -25,7 +25,10 @@ export interface RouteDeps {
 }
 
 /** The namespace of a request and the query suffix that keeps its org selector in links. */
-export function namespaceOf(c: Context<GatewayEnv>, deps: RouteDeps): { ns: GatewayNamespace; orgQuery: string } {
+export function namespaceOf(
+  c: Context<GatewayEnv>,
+  deps: RouteDeps,
+): { ns: GatewayNamespace; orgQuery: string } {
   const requested = c.req.query("org") ?? c.req.header("station-org");
   const ns = deps.namespaces.resolve(c.get("principal"), requested);
   const orgQuery = requested !== undefined && requested !== "" ? `?org=${encodeURIComponent(requested)}` : "";
@@ -36,26 +39,41 @@ export function namespaceOf(c: Context<GatewayEnv>, deps: RouteDeps): { ns: Gate
 export function taskIDOf(c: Context<GatewayEnv>): string {
   const taskID = c.req.param("taskID") ?? "";
   if (!isValidName(taskID)) {
-    throw new HttpProblem(404, "not-found", `task ${JSON.stringify(taskID)}: not found (${nameProblem(taskID) ?? "not a task id"})`, {
-      field: "path.taskID",
-    });
+    throw new HttpProblem(
+      404,
+      "not-found",
+      `task ${JSON.stringify(taskID)}: not found (${nameProblem(taskID) ?? "not a task id"})`,
+      {
+        field: "path.taskID",
+      },
+    );
   }
   return taskID;
 }
 
 /** Reads a JSON body: 400 for one that is not JSON; an empty body is `undefined` when allowed. */
-export async function jsonBody(c: Context<GatewayEnv>, options: { optional?: boolean } = {}): Promise<unknown> {
+export async function jsonBody(
+  c: Context<GatewayEnv>,
+  options: { optional?: boolean } = {},
+): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === "") {
     if (options.optional) return undefined;
-    throw new HttpProblem(400, "invalid-json", "the request body is empty: send a JSON object", { field: "body" });
+    throw new HttpProblem(400, "invalid-json", "the request body is empty: send a JSON object", {
+      field: "body",
+    });
   }
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    throw new HttpProblem(400, "invalid-json", `the request body is not valid JSON: ${(err as Error).message}`, {
-      field: "body",
-    });
+    throw new HttpProblem(
+      400,
+      "invalid-json",
+      `the request body is not valid JSON: ${(err as Error).message}`,
+      {
+        field: "body",
+      },
+    );
   }
 }
 

@@ -45,9 +45,14 @@ export function registerTaskRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void
       );
     }
     if (fields.org !== undefined && fields.org !== ns.org) {
-      throw new HttpProblem(422, "validation-failed", `body.org: the token submits to ${ns.org ?? "the single-tenant namespace"} only`, {
-        field: "body.org",
-      });
+      throw new HttpProblem(
+        422,
+        "validation-failed",
+        `body.org: the token submits to ${ns.org ?? "the single-tenant namespace"} only`,
+        {
+          field: "body.org",
+        },
+      );
     }
     const taskID = (fields.taskID as string | undefined) ?? key ?? `t-${randomUUID()}`;
     const parsed = Task.safeParse({ ...fields, taskID });
@@ -55,7 +60,10 @@ export function registerTaskRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void
 
     const known = ns.index?.get(taskID) ?? (await ns.records?.get(taskID))?.value;
     if (known) {
-      return c.json({ taskID, status: known.status, duplicate: true, links: taskLinks(taskID, orgQuery) }, 200);
+      return c.json(
+        { taskID, status: known.status, duplicate: true, links: taskLinks(taskID, orgQuery) },
+        200,
+      );
     }
     // Continue the caller's trace: the dispatch span (and so the worker's) becomes a child of it.
     const carrier = Object.fromEntries(c.req.raw.headers.entries());
@@ -71,7 +79,11 @@ export function registerTaskRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void
   app.get("/v1/tasks", async (c) => {
     const { ns, orgQuery } = namespaceOf(c, deps);
     if (!ns.index) {
-      throw new HttpProblem(503, "unavailable", `the task index of ${ns.org ?? "this namespace"} is not available`);
+      throw new HttpProblem(
+        503,
+        "unavailable",
+        `the task index of ${ns.org ?? "this namespace"} is not available`,
+      );
     }
     const query = listQuery(c.req.query());
     const page = ns.index.list(query);
@@ -114,11 +126,22 @@ export function registerTaskRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void
     const body = await jsonBody(c, { optional: true });
     let reason: string | undefined;
     if (body !== undefined) {
-      const r = (body as { reason?: unknown } | null)?.reason;
-      if (body === null || typeof body !== "object" || Array.isArray(body) || (r !== undefined && typeof r !== "string")) {
-        throw new HttpProblem(422, "validation-failed", "body.reason: must be a string (the body is {\"reason\": \"...\"})", {
-          field: "body.reason",
-        });
+      const r: unknown =
+        body !== null && typeof body === "object" ? (body as { reason?: unknown }).reason : undefined;
+      if (
+        body === null ||
+        typeof body !== "object" ||
+        Array.isArray(body) ||
+        (r !== undefined && typeof r !== "string")
+      ) {
+        throw new HttpProblem(
+          422,
+          "validation-failed",
+          'body.reason: must be a string (the body is {"reason": "..."})',
+          {
+            field: "body.reason",
+          },
+        );
       }
       reason = r;
     }
@@ -153,7 +176,11 @@ export function registerTaskRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void
       throw notFound("artifact");
     }
     const match = ARTIFACT_KEY.exec(key);
-    if (!match || !isValidName(match[2]) || key.split("/").some((part) => part === "" || part === "." || part === "..")) {
+    if (
+      !match ||
+      !isValidName(match[2]) ||
+      key.split("/").some((part) => part === "" || part === "." || part === "..")
+    ) {
       throw notFound(`artifact ${JSON.stringify(key.slice(0, 300))}`);
     }
     const body = await ns.dispatcher.artifacts.stream(key);
@@ -171,14 +198,24 @@ function waitOf(value: string | undefined, max: number): number {
   try {
     ms = parseDuration("wait", /^\d+$/.test(value) ? `${value}s` : value);
   } catch {
-    throw new HttpProblem(422, "validation-failed", `wait ${JSON.stringify(value)}: a duration such as 30s, 2m or 500ms`, {
-      field: "query.wait",
-    });
+    throw new HttpProblem(
+      422,
+      "validation-failed",
+      `wait ${JSON.stringify(value)}: a duration such as 30s, 2m or 500ms`,
+      {
+        field: "query.wait",
+      },
+    );
   }
   if (ms > max) {
-    throw new HttpProblem(422, "validation-failed", `wait ${value}: at most ${max / 1000}s (gateway.maxWait)`, {
-      field: "query.wait",
-    });
+    throw new HttpProblem(
+      422,
+      "validation-failed",
+      `wait ${value}: at most ${max / 1000}s (gateway.maxWait)`,
+      {
+        field: "query.wait",
+      },
+    );
   }
   return ms;
 }
@@ -192,9 +229,14 @@ function listQuery(q: Record<string, string>): TaskListQuery {
     const statuses = q.status.split(",").map((s) => s.trim());
     const bad = statuses.find((s) => !STATES.has(s));
     if (bad !== undefined) {
-      throw new HttpProblem(422, "validation-failed", `status ${JSON.stringify(bad)}: one of ${[...STATES].join(", ")}`, {
-        field: "query.status",
-      });
+      throw new HttpProblem(
+        422,
+        "validation-failed",
+        `status ${JSON.stringify(bad)}: one of ${[...STATES].join(", ")}`,
+        {
+          field: "query.status",
+        },
+      );
     }
     out.status = statuses as TaskIndexStatus[];
   }
@@ -211,9 +253,14 @@ function listQuery(q: Record<string, string>): TaskListQuery {
   if (q.limit !== undefined) {
     const limit = Number(q.limit);
     if (!/^\d+$/.test(q.limit) || limit < 1 || limit > 1000) {
-      throw new HttpProblem(422, "validation-failed", `limit ${JSON.stringify(q.limit)}: an integer from 1 to 1000`, {
-        field: "query.limit",
-      });
+      throw new HttpProblem(
+        422,
+        "validation-failed",
+        `limit ${JSON.stringify(q.limit)}: an integer from 1 to 1000`,
+        {
+          field: "query.limit",
+        },
+      );
     }
     out.limit = limit;
   }

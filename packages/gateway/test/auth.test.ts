@@ -45,7 +45,10 @@ describe("authentication and roles", () => {
       expect(problem).toMatchObject({ status: 401, title: "Unauthorized", instance: "/v1/tasks" });
       expect(JSON.stringify(problem)).not.toContain("not-a-token");
     }
-    const basic = await env.api("/v1/tasks", { token: null, headers: { Authorization: "Basic dXNlcjpwYXNz" } });
+    const basic = await env.api("/v1/tasks", {
+      token: null,
+      headers: { Authorization: "Basic dXNlcjpwYXNz" },
+    });
     expect(basic.status).toBe(401);
     expect(await problemOf(basic)).toMatchObject({ detail: expect.stringContaining("not a bearer token") });
   });
@@ -64,7 +67,9 @@ describe("authentication and roles", () => {
     ] as const) {
       const response = await env.api(path, { ...viewer, method: "POST", json });
       expect(response.status, path).toBe(403);
-      expect(await problemOf(response)).toMatchObject({ detail: expect.stringContaining("dashboard is a viewer") });
+      expect(await problemOf(response)).toMatchObject({
+        detail: expect.stringContaining("dashboard is a viewer"),
+      });
     }
     expect((await env.api("/v1/tasks/viewer-2", viewer)).status).toBe(404);
     // The operator beside it may.
@@ -72,7 +77,13 @@ describe("authentication and roles", () => {
   });
 
   it("answers 404 for a task that does not exist and for an unknown route, as problems", async () => {
-    for (const path of ["/v1/tasks/nope", "/v1/tasks/nope/result", "/v1/tasks/nope/events", "/v1/tasks/..%2F..", "/v1/nothing"]) {
+    for (const path of [
+      "/v1/tasks/nope",
+      "/v1/tasks/nope/result",
+      "/v1/tasks/nope/events",
+      "/v1/tasks/..%2F..",
+      "/v1/nothing",
+    ]) {
       const response = await env.api(path);
       expect(response.status, path).toBe(404);
       await problemOf(response);
@@ -87,7 +98,8 @@ describe("authentication and roles", () => {
     expect(metrics).toMatch(/station_gateway_requests_total\{[^}]*token="ci"/);
     expect(metrics).toMatch(/station_gateway_requests_total\{[^}]*token="dashboard"/);
     const everything = `${env.gatewayLogs.join("\n")}\n${metrics}`;
-    for (const secret of [...Object.values(TOKENS), "leaky-guess-123"]) expect(everything).not.toContain(secret);
+    for (const secret of [...Object.values(TOKENS), "leaky-guess-123"])
+      expect(everything).not.toContain(secret);
   });
 
   it("limits each token's rate with 429 and Retry-After, without slowing other tokens", async () => {
@@ -98,7 +110,8 @@ describe("authentication and roles", () => {
         { name: "other", sha256: hashToken(TOKENS.viewer), role: "viewer" },
       ],
     });
-    const get = (token: string) => fetch(`${url}/v1/status`, { headers: { Authorization: `Bearer ${token}` } });
+    const get = (token: string) =>
+      fetch(`${url}/v1/status`, { headers: { Authorization: `Bearer ${token}` } });
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) statuses.push((await get(TOKENS.operator)).status);
     expect(statuses).toEqual([200, 200, 200, 429]);
@@ -128,11 +141,11 @@ describe("authentication and roles", () => {
 });
 
 describe("hostile requests", () => {
-  const post = (body: RequestInit["body"], headers: Record<string, string> = { "Content-Type": "application/json" }) =>
+  const post = (body: string, headers: Record<string, string> = { "Content-Type": "application/json" }) =>
     env.api("/v1/tasks", { method: "POST", body, headers });
 
   it("answers a body that is not JSON with 400 and one that is not a task with 422 naming the field", async () => {
-    const cases: [RequestInit["body"], number, string][] = [
+    const cases: [string, number, string][] = [
       ["{not json", 400, "body"],
       ["", 400, "body"],
       ["[1,2]", 422, "body"],
@@ -148,13 +161,21 @@ describe("hostile requests", () => {
     ];
     for (const [body, status, field] of cases) {
       const response = await post(body);
-      expect(response.status, String(body)).toBe(status);
-      expect(await problemOf(response), String(body)).toMatchObject({ status, field });
+      expect(response.status, body).toBe(status);
+      expect(await problemOf(response), body).toMatchObject({ status, field });
     }
-    const badKey = await env.api("/v1/tasks", { method: "POST", json: { prompt: "x" }, headers: { "Idempotency-Key": "no/slashes" } });
+    const badKey = await env.api("/v1/tasks", {
+      method: "POST",
+      json: { prompt: "x" },
+      headers: { "Idempotency-Key": "no/slashes" },
+    });
     expect(badKey.status).toBe(422);
     expect(await problemOf(badKey)).toMatchObject({ field: "header.Idempotency-Key" });
-    const clash = await env.api("/v1/tasks", { method: "POST", json: task("k1"), headers: { "Idempotency-Key": "k2" } });
+    const clash = await env.api("/v1/tasks", {
+      method: "POST",
+      json: task("k1"),
+      headers: { "Idempotency-Key": "k2" },
+    });
     expect(clash.status).toBe(422);
   });
 
@@ -174,11 +195,13 @@ describe("hostile requests", () => {
       body: chunks,
       headers: { "Content-Type": "application/json" },
       duplex: "half",
-    } as RequestInit);
+    });
     expect(streamed.status).toBe(413);
     const after = await env.api("/v1/tasks", { method: "POST", json: task("after-hostile") });
     expect(after.status).toBe(202);
-    const result = (await (await env.api("/v1/tasks/after-hostile/result?wait=30s")).json()) as { status: string };
+    const result = (await (await env.api("/v1/tasks/after-hostile/result?wait=30s")).json()) as {
+      status: string;
+    };
     expect(result.status).toBe("completed");
     expect((await fetch(`${env.url}/healthz`)).status).toBe(200);
   });

@@ -50,7 +50,9 @@ describe("the OpenAPI document", () => {
     const schemas = (document.components as { schemas: Record<string, { required?: string[] }> }).schemas;
     expect(schemas.Task?.required).toContain("taskID");
     expect(schemas.TaskSubmission?.required ?? []).not.toContain("taskID");
-    expect(Object.keys(schemas)).toEqual(expect.arrayContaining(["TaskResult", "StreamEvent", "Problem", "TaskView"]));
+    expect(Object.keys(schemas)).toEqual(
+      expect.arrayContaining(["TaskResult", "StreamEvent", "Problem", "TaskView"]),
+    );
     // The served document is the same.
     expect(await (await fetch(`${env.url}/openapi.json`)).json()).toEqual(document);
   });
@@ -61,7 +63,10 @@ describe("the OpenAPI document", () => {
   });
 
   it("drives a typed openapi-fetch client that submits and follows a task", async () => {
-    const client = createClient<paths>({ baseUrl: env.url, headers: { Authorization: `Bearer ${TOKENS.operator}` } });
+    const client = createClient<paths>({
+      baseUrl: env.url,
+      headers: { Authorization: `Bearer ${TOKENS.operator}` },
+    });
     const submitted = await client.POST("/v1/tasks", {
       params: { header: { "idempotency-key": "typed-1" } },
       body: { prompt: script({ text: "typed " }, { text: "client" }), session: { name: "typed" } },
@@ -70,12 +75,17 @@ describe("the OpenAPI document", () => {
     expect(submitted.data?.taskID).toBe("typed-1");
     const taskID = submitted.data!.taskID;
 
-    const events = await client.GET("/v1/tasks/{taskID}/events", { params: { path: { taskID } }, parseAs: "stream" });
+    const events = await client.GET("/v1/tasks/{taskID}/events", {
+      params: { path: { taskID } },
+      parseAs: "stream",
+    });
     expect(events.response.status).toBe(200);
     const { events: streamed } = await readSse(new Response(events.data as ReadableStream));
     expect(streamed.at(-1)?.event).toBe("result");
 
-    const result = await client.GET("/v1/tasks/{taskID}/result", { params: { path: { taskID }, query: { wait: "30s" } } });
+    const result = await client.GET("/v1/tasks/{taskID}/result", {
+      params: { path: { taskID }, query: { wait: "30s" } },
+    });
     expect(result.response.status).toBe(200);
     expect(result.data).toMatchObject({ taskID, status: "completed" });
     expect((result.data as TaskResult).metrics.streamEvents).toBe(streamed.length - 1);

@@ -38,7 +38,9 @@ async function resultOf(taskID: string): Promise<TaskResult> {
 
 describe("submit and follow over HTTP", () => {
   it("answers 202 with links once stored, and streams every event then the result over SSE", async () => {
-    const { response, body } = await submit({ prompt: script({ text: "hello " }, { tool: { name: "bash" } }, { text: "world" }) });
+    const { response, body } = await submit({
+      prompt: script({ text: "hello " }, { tool: { name: "bash" } }, { text: "world" }),
+    });
     expect(response.status).toBe(202);
     expect(body.taskID).toMatch(/^t-/);
     expect(body).toMatchObject({ status: "queued", duplicate: false });
@@ -97,7 +99,13 @@ describe("submit and follow over HTTP", () => {
   it("resumes an event stream after Last-Event-ID mid-task with no gap and no duplicate", async () => {
     const { body } = await submit({
       taskID: "resume-1",
-      prompt: script({ text: "one" }, { tool: { name: "bash" } }, { sleep: 1500 }, { text: "three" }, { tool: { name: "grep" } }),
+      prompt: script(
+        { text: "one" },
+        { tool: { name: "bash" } },
+        { sleep: 1500 },
+        { text: "three" },
+        { tool: { name: "grep" } },
+      ),
     });
     // First connection: read until the first tool ends, then drop it while the task sleeps.
     const first = await readSse(await env.api(body.links.events), (e) => e.event === "tool_end");
@@ -143,10 +151,17 @@ describe("submit and follow over HTTP", () => {
   });
 
   it("cancels a running task", async () => {
-    const { body } = await submit({ taskID: "cancel-1", prompt: script({ text: "start" }, { sleep: 30_000 }) });
-    await waitFor(async () => ((await (await env.api(body.links.self)).json()) as { status: string }).status === "running", {
-      message: "cancel-1 running",
+    const { body } = await submit({
+      taskID: "cancel-1",
+      prompt: script({ text: "start" }, { sleep: 30_000 }),
     });
+    await waitFor(
+      async () =>
+        ((await (await env.api(body.links.self)).json()) as { status: string }).status === "running",
+      {
+        message: "cancel-1 running",
+      },
+    );
     const cancel = await env.api(body.links.cancel, { method: "POST", json: { reason: "changed my mind" } });
     expect(cancel.status).toBe(202);
     expect(await cancel.json()).toEqual({ taskID: "cancel-1", status: "cancelling" });
@@ -172,9 +187,14 @@ describe("submit and follow over HTTP", () => {
     const page = async (query: string) => {
       const response = await env.api(`/v1/tasks?${query}`);
       expect(response.status).toBe(200);
-      return (await response.json()) as { items: { taskID: string; status: string; session?: string }[]; next: string | null };
+      return (await response.json()) as {
+        items: { taskID: string; status: string; session?: string }[];
+        next: string | null;
+      };
     };
-    await waitFor(async () => (await page("session=sess-l1&status=completed")).items.length === 2, { message: "index" });
+    await waitFor(async () => (await page("session=sess-l1&status=completed")).items.length === 2, {
+      message: "index",
+    });
     const l1 = await page("session=sess-l1");
     expect(l1.items.map((t) => t.taskID)).toEqual(["list-c", "list-a"]);
     expect(l1.next).toBeNull();
@@ -188,7 +208,9 @@ describe("submit and follow over HTTP", () => {
     const worker = env.workers[0]!.workerID;
     expect((await page(`worker=${worker}&session=sess-l2`)).items.map((t) => t.taskID)).toEqual(["list-b"]);
     expect((await page("worker=nobody")).items).toEqual([]);
-    expect((await page(`since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).items).toEqual([]);
+    expect(
+      (await page(`since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).items,
+    ).toEqual([]);
 
     for (const [query, field] of [
       ["status=finished", "query.status"],
@@ -213,7 +235,9 @@ describe("submit and follow over HTTP", () => {
     await resultOf(body.taskID);
     const list = await env.api(`/v1/tasks/${body.taskID}/artifacts`);
     expect(list.status).toBe(200);
-    const { items } = (await list.json()) as { items: { key: string; kind: string; size: number; url: string }[] };
+    const { items } = (await list.json()) as {
+      items: { key: string; kind: string; size: number; url: string }[];
+    };
     expect(items.map((i) => i.kind).sort()).toEqual(["input", "patch"]);
     for (const item of items) {
       expect(item.url).toBe(`/v1/artifacts/${item.key}`);
@@ -258,7 +282,9 @@ describe("submit and follow over HTTP", () => {
     expect(seqsOf(events)).toEqual(oneTo(result.metrics.streamEvents));
     await waitFor(
       async () => {
-        const { items } = (await (await env.api("/v1/tasks?status=completed")).json()) as { items: { taskID: string }[] };
+        const { items } = (await (await env.api("/v1/tasks?status=completed")).json()) as {
+          items: { taskID: string }[];
+        };
         return items.some((t) => t.taskID === "raw-1");
       },
       { message: "raw-1 listed" },
@@ -268,11 +294,16 @@ describe("submit and follow over HTTP", () => {
   it("reads sessions, workers and status, and replays a dead letter", async () => {
     const { body } = await submit({
       taskID: "dead-1",
-      prompt: script({ fail: { message: "flaky provider", retryable: true }, times: 2 }, { text: "third time" }),
+      prompt: script(
+        { fail: { message: "flaky provider", retryable: true }, times: 2 },
+        { text: "third time" },
+      ),
     });
     const dead = await waitFor(
       async () => {
-        const { items } = (await (await env.api("/v1/dead-letters")).json()) as { items: { taskID: string }[] };
+        const { items } = (await (await env.api("/v1/dead-letters")).json()) as {
+          items: { taskID: string }[];
+        };
         return items.find((l) => l.taskID === "dead-1");
       },
       { message: "dead-1 dead-lettered" },
@@ -285,9 +316,16 @@ describe("submit and follow over HTTP", () => {
 
     const sessions = (await (await env.api("/v1/sessions")).json()) as { items: { sessionName: string }[] };
     expect(sessions.items.map((s) => s.sessionName)).toContain("dead-1");
-    const workers = (await (await env.api("/v1/workers")).json()) as { items: { workerID: string; liveness: string }[] };
-    expect(workers.items).toEqual([expect.objectContaining({ workerID: env.workers[0]!.workerID, liveness: "alive" })]);
-    const status = (await (await env.api("/v1/status")).json()) as { workers: unknown[]; tasks: { stream: string } };
+    const workers = (await (await env.api("/v1/workers")).json()) as {
+      items: { workerID: string; liveness: string }[];
+    };
+    expect(workers.items).toEqual([
+      expect.objectContaining({ workerID: env.workers[0]!.workerID, liveness: "alive" }),
+    ]);
+    const status = (await (await env.api("/v1/status")).json()) as {
+      workers: unknown[];
+      tasks: { stream: string };
+    };
     expect(status.tasks.stream).toBe(env.names.streams.tasks);
   });
 });

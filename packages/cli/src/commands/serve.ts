@@ -22,8 +22,10 @@ export function servedOrgs(connection: Connection, flagsOrg: string | undefined)
   const tokens = gateway?.tokens ?? [];
   const orgs = new Set<string>();
   for (const t of tokens) if (t.org !== undefined) orgs.add(t.org);
-  for (const org of (flagsOrg ?? connection.org ?? "").split(",").map((o) => o.trim())) if (org) orgs.add(org);
-  if (tokens.some((t) => t.role === "admin")) for (const org of connection.config?.coding.orgs ?? []) orgs.add(org);
+  for (const org of (flagsOrg ?? connection.org ?? "").split(",").map((o) => o.trim()))
+    if (org) orgs.add(org);
+  if (tokens.some((t) => t.role === "admin"))
+    for (const org of connection.config?.coding.orgs ?? []) orgs.add(org);
   for (const org of orgs) {
     try {
       validateName("org", org);
@@ -44,9 +46,8 @@ export function registerServe(program: Command, run: Run): void {
       run(async () => {
         const flags = cmd.optsWithGlobals<ServeFlags>();
         // Loaded here so that the other commands never load the HTTP stack.
-        const { DEFAULT_LISTEN, Gateway, closeNamespace, openNamespace, parseListen } = await import(
-          "@station-coding/gateway"
-        );
+        const { DEFAULT_LISTEN, Gateway, closeNamespace, openNamespace, parseListen } =
+          await import("@station-coding/gateway");
         const connection = await connectionFrom({ ...flags, org: undefined });
         const gatewayConfig = connection.config?.gateway ?? {};
         const tokens = gatewayConfig.tokens ?? [];
@@ -79,7 +80,10 @@ export function registerServe(program: Command, run: Run): void {
           for (const org of orgs.length > 0 ? orgs : [undefined]) {
             const creds = org !== undefined ? connection.config?.coding.nats?.org_creds?.[org] : undefined;
             const conn = { ...connection, ...(creds !== undefined ? { creds } : {}) };
-            const names = codingNames({ ...namesFromConfig(connection.config), ...(org !== undefined ? { org } : {}) });
+            const names = codingNames({
+              ...namesFromConfig(connection.config),
+              ...(org !== undefined ? { org } : {}),
+            });
             const nc = await connectNats(conn, names.inboxPrefix, "follow");
             connections.push(nc);
             const dispatcher = await CodingDispatcher.connect({

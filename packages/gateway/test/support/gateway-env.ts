@@ -65,7 +65,11 @@ export async function startGatewayEnv(
       const h = new Headers(headers);
       if (token !== null) h.set("Authorization", `Bearer ${token}`);
       if (json !== undefined) h.set("Content-Type", "application/json");
-      return fetch(`${url}${path}`, { ...rest, headers: h, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
+      return fetch(`${url}${path}`, {
+        ...rest,
+        headers: h,
+        ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+      });
     },
     async close() {
       await gateway.close();
