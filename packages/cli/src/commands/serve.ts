@@ -50,10 +50,15 @@ export function registerServe(program: Command, run: Run): void {
           await import("@station-coding/gateway");
         const connection = await connectionFrom({ ...flags, org: undefined });
         const gatewayConfig = connection.config?.gateway ?? {};
-        const tokens = gatewayConfig.tokens ?? [];
+        // Without configured tokens, STATION_GATEWAY_TOKEN is the one operator token (compose's service).
+        const tokens =
+          gatewayConfig.tokens ??
+          (process.env.STATION_GATEWAY_TOKEN
+            ? [{ name: "default", tokenEnv: "STATION_GATEWAY_TOKEN", role: "operator" as const }]
+            : []);
         if (tokens.length === 0) {
           throw new UsageError(
-            "serve: station.yaml has no gateway.tokens; add at least one (name, sha256 or tokenEnv, role) and pass --config",
+            "serve: no tokens: add gateway.tokens to station.yaml (name, sha256 or tokenEnv, role) and pass --config, or set STATION_GATEWAY_TOKEN",
           );
         }
         const listen = flags.listen ?? gatewayConfig.listen ?? DEFAULT_LISTEN;
