@@ -74,12 +74,27 @@ function samplerFrom(env: NodeJS.ProcessEnv, sdk: typeof SdkTrace): SdkTrace.Sam
  * global tracer provider, W3C trace-context and baggage propagation and an AsyncLocalStorage
  * context manager, so the spans the libraries record through `@opentelemetry/api` leave the process.
  *
- * Resolves to undefined, having loaded nothing, when no endpoint is set.
+ * Resolves to undefined, having loaded nothing, when no endpoint is set. Once per process: a
+ * second call resolves to the first's export (whatever its role) until it is shut down.
  */
-export async function startTracing(
-  role: TracingRole,
-  options: StartTracingOptions = {},
-): Promise<Tracing | undefined> {
+export function startTracing(role: TracingRole, options: StartTracingOptions = {}): Promise<Tracing | undefined> {
+  // One SDK per process: a second call (the CLI's hook, then `serve` itself) gets the first's.
+  started ??= install(role, options).then(
+    (tracing) => {
+      if (!tracing) started = undefined;
+      return tracing;
+    },
+    (err: unknown) => {
+      started = undefined;
+      throw err;
+    },
+  );
+  return started;
+}
+
+let started: Promise<Tracing | undefined> | undefined;
+
+async function install(role: TracingRole, options: StartTracingOptions): Promise<Tracing | undefined> {
   const env = options.env ?? process.env;
   const endpoint = otlpTracesEndpoint(env);
   if (endpoint === undefined) return undefined;
@@ -137,6 +152,7 @@ export async function startTracing(
         trace.disable();
         propagation.disable();
         context.disable();
+        started = undefined;
       });
       return stopping;
     },
