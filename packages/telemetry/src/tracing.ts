@@ -77,7 +77,10 @@ function samplerFrom(env: NodeJS.ProcessEnv, sdk: typeof SdkTrace): SdkTrace.Sam
  * Resolves to undefined, having loaded nothing, when no endpoint is set. Once per process: a
  * second call resolves to the first's export (whatever its role) until it is shut down.
  */
-export function startTracing(role: TracingRole, options: StartTracingOptions = {}): Promise<Tracing | undefined> {
+export function startTracing(
+  role: TracingRole,
+  options: StartTracingOptions = {},
+): Promise<Tracing | undefined> {
   // One SDK per process: a second call (the CLI's hook, then `serve` itself) gets the first's.
   started ??= install(role, options).then(
     (tracing) => {
