@@ -68,6 +68,8 @@ export const StationConfig = z
             shutdown_grace: Duration.optional(),
             /** File with a user nkey seed that signs results (when the NATS credentials have none). */
             result_signing_key: z.string().optional(),
+            /** `HOST:PORT` serving /metrics and /healthz (`--metrics-listen`). */
+            metrics_listen: z.string().optional(),
           })
           .strict()
           .optional(),

@@ -430,21 +430,29 @@ export class TaskIndexView {
     const watch = await kv.watch({ key: ">" });
     view.stopper = () => watch.stop();
     let initial = true;
+    const loading = new Map<string, TaskIndexRecord>();
     let markReady!: () => void;
     const ready = new Promise<void>((resolve) => (markReady = resolve));
     const becomeReady = (): void => {
       if (!initial) return;
       initial = false;
+      view.load(loading.values());
+      loading.clear();
       markReady();
     };
     view.done = (async () => {
       try {
         for await (const entry of watch) {
           const key = entry.key;
-          if (entry.operation === "PUT") {
-            const parsed = TaskIndexRecord.safeParse(safeEntryJson(entry.value));
-            if (parsed.success && parsed.data.taskID === key) view.apply(parsed.data, !initial);
-            else view.remove(key);
+          const parsed =
+            entry.operation === "PUT" ? TaskIndexRecord.safeParse(safeEntryJson(entry.value)) : undefined;
+          const record = parsed?.success && parsed.data.taskID === key ? parsed.data : undefined;
+          if (initial) {
+            // The initial load arrives oldest first: sorted once at the end, not inserted one by one.
+            if (record) loading.set(key, record);
+            else loading.delete(key);
+          } else if (record) {
+            view.apply(record);
           } else {
             view.remove(key);
           }
@@ -522,6 +530,19 @@ export class TaskIndexView {
     }
     const more = items.length === limit && i < this.sorted.length && last !== undefined;
     return { items, next: more && last ? encodeCursor(last) : null };
+  }
+
+  /** Puts many records in at once (sorted once: fast for a whole bucket), without telling `onChange`. */
+  load(records: Iterable<TaskIndexRecord>): void {
+    for (const record of records) {
+      const previous = this.byID.get(record.taskID);
+      if (previous) this.count(previous.record.status, -1);
+      this.byID.set(record.taskID, { at: sortTime(record), record });
+      this.count(record.status, 1);
+    }
+    this.sorted.length = 0;
+    for (const slot of this.byID.values()) this.sorted.push(slot);
+    this.sorted.sort((a, b) => (before(a.at, a.record.taskID, b.at, b.record.taskID) ? -1 : 1));
   }
 
   /** Puts a record in (replacing the task's previous one). */

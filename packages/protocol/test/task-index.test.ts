@@ -111,6 +111,18 @@ describe("TaskIndexView", () => {
     expect(v.get("t00002")).toBeUndefined();
   });
 
+  it("loads a whole bucket at once in the same order as one by one", () => {
+    const loaded = new TaskIndexView();
+    loaded.load(Array.from({ length: 1000 }, (_, i) => rec(i)));
+    loaded.apply(rec(5, { status: "cancelled", submittedAt: new Date(T0 + 5_000_000).toISOString() }));
+    const applied = new TaskIndexView();
+    for (let i = 0; i < 1000; i += 1) applied.apply(rec(i));
+    applied.apply(rec(5, { status: "cancelled", submittedAt: new Date(T0 + 5_000_000).toISOString() }));
+    expect(loaded.list({ limit: 1000 })).toEqual(applied.list({ limit: 1000 }));
+    expect(loaded.list({ limit: 1 }).items[0]?.taskID).toBe("t00005");
+    expect(loaded.countByStatus()).toEqual(applied.countByStatus());
+  });
+
   it("refuses a bad limit, since or cursor with an error naming it", () => {
     expect(() => view.list({ limit: 0 })).toThrow(/limit 0: must be an integer/);
     expect(() => view.list({ limit: 5000 })).toThrow(ValidationError);

@@ -19,7 +19,7 @@ export class ResultPublisher {
   constructor(
     private readonly d: Pick<
       RunnerDeps,
-      "names" | "js" | "driver" | "redactor" | "signer" | "lookups" | "maxPayload" | "taskIndex"
+      "names" | "js" | "driver" | "redactor" | "signer" | "lookups" | "maxPayload" | "taskIndex" | "metrics"
     >,
     private readonly artifacts: TaskArtifacts,
   ) {}
@@ -30,12 +30,14 @@ export class ResultPublisher {
    * `RESULT_TOO_LARGE` error result), and a publish is tried at most {@link RESULT_PUBLISH_ATTEMPTS}
    * times.
    *
-   * Once it is stored, the task index gets the final record (best effort, bounded).
+   * Once it is stored, it is counted in the metrics and the task index gets the final record
+   * (best effort, bounded).
    *
    * @throws StationError when it could not be published; `retryable` says whether a later try may.
    */
   async publish(result: TaskResult, generation: number, log: Logger): Promise<void> {
     await this.publishResult(result, generation, log);
+    this.d.metrics?.recordResult(result);
     await this.d.taskIndex.record(finishedRecord(result, generation));
   }
 

@@ -9,6 +9,7 @@ import type {
   TaskIndex,
   TaskLookups,
 } from "@station-coding/protocol";
+import type { StationMetrics } from "@station-coding/telemetry";
 import type { Logger } from "pino";
 import type { Leases } from "./lease.js";
 import type { ResolvedWorkerOptions } from "./options.js";
@@ -33,6 +34,8 @@ export interface RunnerDeps {
   /** The task index: `running` when a run starts, the final state with the result (best effort). */
   taskIndex: TaskIndex;
   deadLetters: DeadLetters;
+  /** Counts each published result (`--metrics-listen`); undefined when nobody serves metrics. */
+  metrics?: StationMetrics;
   artifacts: ObjectStore;
   driver: AgentDriver;
   workspaces: WorkspaceManager;

@@ -26,6 +26,9 @@ import {
   readCredentialsFile,
   seedFromCredentials,
 } from "@station-coding/protocol";
+import { StationMetrics, startMetricsServer } from "@station-coding/telemetry";
+import type { HealthReport, MetricsServer } from "@station-coding/telemetry";
+import { Gauge } from "prom-client";
 import type { Logger } from "pino";
 import { abortableDelay } from "./shared/abortable-delay.js";
 import { subscribeCancels } from "./cancel.js";
@@ -78,6 +81,11 @@ export class CodingWorker {
   private signalHandlers: (() => void)[] = [];
   private workspaces: WorkspaceManager | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** The worker's metrics, when `metricsListen` is set. */
+  readonly metrics: StationMetrics | undefined;
+  private metricsServer: MetricsServer | undefined;
+  /** Connections that are disconnected now (waiting to reconnect). */
+  private readonly disconnected = new Set<NatsConnection>();
   /** Connections this worker opened (and closes): the shared one and one per org with `orgCreds`. */
   private readonly owned: NatsConnection[] = [];
 
@@ -91,6 +99,10 @@ export class CodingWorker {
     readonly redactor: SecretRedactor,
   ) {
     if (shared && ownsShared) this.owned.push(shared);
+    this.metrics =
+      options.metricsListen !== undefined
+        ? new StationMetrics({ labels: { worker: options.workerID } })
+        : undefined;
   }
 
   /** Connects (unless given a connection), prepares the topology and starts pulling tasks. */
@@ -150,6 +162,11 @@ export class CodingWorker {
   /** Worker id used in leases and presence. */
   get workerID(): string {
     return this.options.workerID;
+  }
+
+  /** `http://host:port` of the `/metrics` and `/healthz` listener, when `metricsListen` is set. */
+  get metricsUrl(): string | undefined {
+    return this.metricsServer?.url;
   }
 
   /** TaskIDs running now. */
@@ -256,6 +273,7 @@ export class CodingWorker {
             logger.warn({ taskID }, `ignoring the stored message on the result subject: ${reason}`),
         }),
         ...(signer ? { signer } : {}),
+        ...(this.metrics ? { metrics: this.metrics } : {}),
         taskIndex: new TaskIndex(js, names, {
           onError: (err, taskID) =>
             logger.warn({ err, taskID, bucket: names.kv.tasks }, "could not write the task index record"),
@@ -294,6 +312,16 @@ export class CodingWorker {
       concurrency: options.concurrency,
       heartbeatInterval: options.heartbeatInterval,
     });
+    if (this.metrics && options.metricsListen !== undefined) {
+      this.slotGauges(this.metrics, options.concurrency);
+      this.metricsServer = await startMetricsServer({
+        listen: options.metricsListen,
+        metrics: this.metrics,
+        health: () => this.health(),
+        onError: (err) => this.logger.warn({ err }, "metrics collection failed"),
+      });
+      this.logger.info({ url: this.metricsServer.url }, "serving /metrics and /healthz");
+    }
     this.stateValue = "running";
     await this.beat();
     this.heartbeat = setInterval(() => void this.beat(), options.heartbeatInterval);
@@ -374,6 +402,32 @@ export class CodingWorker {
     }
   }
 
+  /** The slot gauges, read at each scrape. */
+  private slotGauges(metrics: StationMetrics, total: number): void {
+    const running = () => this.inFlight.size;
+    new Gauge({
+      name: "station_coding_worker_slots",
+      help: "Task slots of this worker: total, and busy (running a task)",
+      labelNames: ["state"],
+      registers: [metrics.registry],
+      collect() {
+        this.set({ state: "total" }, total);
+        this.set({ state: "busy" }, running());
+      },
+    });
+  }
+
+  /** Healthy while running or draining with every NATS connection up. */
+  health(): HealthReport {
+    const connections = new Set(this.namespaces.map((ns) => ns.nc));
+    const down = [...connections].filter((nc) => nc.isClosed() || this.disconnected.has(nc)).length;
+    if (down > 0) return { healthy: false, detail: `nats: ${down} of ${connections.size} connections down` };
+    if (this.stateValue === "stopped" || this.stateValue === "starting") {
+      return { healthy: false, detail: `worker ${this.stateValue}` };
+    }
+    return { healthy: true, detail: `nats: connected; worker ${this.stateValue}` };
+  }
+
   /** Wakes pull loops that back off after failed pulls as soon as the connection is back. */
   private watchReconnects(): void {
     for (const nc of new Set(this.namespaces.map((ns) => ns.nc))) {
@@ -382,7 +436,9 @@ export class CodingWorker {
       this.stopPulling.signal.addEventListener("abort", () => status.stop?.(), { once: true });
       void (async () => {
         for await (const s of status) {
+          if (s.type === "disconnect") this.disconnected.add(nc);
           if (s.type !== "reconnect") continue;
+          this.disconnected.delete(nc);
           this.reconnected.abort();
           this.reconnected = new AbortController();
         }
@@ -440,6 +496,7 @@ export class CodingWorker {
     await this.raw.driver.close?.().catch((err: unknown) => this.logger.warn({ err }, "driver close failed"));
     for (const remove of this.signalHandlers) remove();
     await this.closeConnection();
+    await this.metricsServer?.close();
     this.logger.info({ completed: this.stats.completed, failed: this.stats.failed }, "worker stopped");
   }
 
