@@ -1,6 +1,9 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger } from "pino";
+import type { TaskIndexRecord } from "@station-coding/protocol";
 import type { GatewayNamespace } from "./namespaces.js";
+
+const FINAL = new Set(["completed", "error", "cancelled", "timeout"]);
 
 /**
  * The gateway's Prometheus metrics: its own requests and SSE clients, and on each scrape the
@@ -35,6 +38,39 @@ export class GatewayMetrics {
       labelNames: ["org"],
       registers: [registry],
     });
+    const taskDuration = new Histogram({
+      name: "station_gateway_task_duration_seconds",
+      help: "Run time of tasks that finished while this gateway watched the task index, by org and status",
+      labelNames: ["org", "status"],
+      buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600],
+      registers: [registry],
+    });
+    const tokens = new Counter({
+      name: "station_gateway_task_tokens_total",
+      help: "Model tokens of tasks that finished while this gateway watched, by org, model and kind",
+      labelNames: ["org", "model", "kind"],
+      registers: [registry],
+    });
+    const cost = new Counter({
+      name: "station_gateway_task_cost_total",
+      help: "Model cost of tasks that finished while this gateway watched, by org and model",
+      labelNames: ["org", "model"],
+      registers: [registry],
+    });
+    for (const ns of namespaces) {
+      ns.changes?.add((record: TaskIndexRecord, previous: TaskIndexRecord | undefined) => {
+        // Once per task: when its record first turns final.
+        if (!FINAL.has(record.status) || (previous !== undefined && FINAL.has(previous.status))) return;
+        const m = record.metrics;
+        if (!m) return;
+        const labels = { org: org(ns), status: record.status };
+        taskDuration.observe(labels, m.duration / 1000);
+        const model = m.model === undefined ? "" : m.provider ? `${m.provider}/${m.model}` : m.model;
+        if (m.inputTokens !== undefined) tokens.inc({ org: org(ns), model, kind: "input" }, m.inputTokens);
+        if (m.outputTokens !== undefined) tokens.inc({ org: org(ns), model, kind: "output" }, m.outputTokens);
+        if (m.cost !== undefined) cost.inc({ org: org(ns), model }, m.cost);
+      });
+    }
     /** One status read per namespace per scrape, shared by the gauges below. */
     let scrape:
       | Promise<

@@ -1,5 +1,6 @@
 import type { CodingDispatcher } from "@station-coding/dispatcher";
 import { TaskIndex, TaskIndexView } from "@station-coding/protocol";
+import type { TaskIndexRecord } from "@station-coding/protocol";
 import type { Logger } from "pino";
 import type { Principal } from "./auth.js";
 import { HttpProblem, notFound } from "./problem.js";
@@ -12,6 +13,8 @@ export interface GatewayNamespace {
   index?: TaskIndexView | undefined;
   /** The task index itself, read when the view has not seen a task yet (it was just submitted). */
   records?: TaskIndex | undefined;
+  /** Told about each change the view sees after its initial load (the gateway's task metrics). */
+  changes?: Set<(record: TaskIndexRecord, previous: TaskIndexRecord | undefined) => void> | undefined;
 }
 
 /**
@@ -24,14 +27,18 @@ export async function openNamespace(
 ): Promise<GatewayNamespace> {
   const records = new TaskIndex(dispatcher.connection, dispatcher.names);
   const org = dispatcher.names.org;
+  const changes = new Set<(record: TaskIndexRecord, previous: TaskIndexRecord | undefined) => void>();
   const index = await TaskIndexView.start(records, {
+    onChange: (record, previous) => {
+      for (const listener of changes) listener(record, previous);
+    },
     onError: (err) =>
       logger?.error(
         { org, err: err instanceof Error ? err.message : String(err) },
         "the task index view stopped following",
       ),
   });
-  return { org, dispatcher, index, records };
+  return { org, dispatcher, index, records, changes };
 }
 
 /** Stops a namespace's index view (the dispatcher is the caller's to close). */

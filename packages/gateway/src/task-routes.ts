@@ -1,15 +1,19 @@
 import { randomUUID } from "node:crypto";
 import type { Hono } from "hono";
-import { ROOT_CONTEXT, context, propagation } from "@opentelemetry/api";
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from "@opentelemetry/api";
 import { WaitTimeoutError } from "@station-coding/dispatcher";
 import { Task, isValidName, nameProblem, parseDuration } from "@station-coding/protocol";
 import type { TaskIndexStatus, TaskListQuery } from "@station-coding/protocol";
 import { requireWriter } from "./auth.js";
+import { API_VERSION } from "./openapi.js";
 import { HttpProblem, notFound } from "./problem.js";
 import type { GatewayEnv, RouteDeps } from "./route-context.js";
 import { jsonBody, namespaceOf, schemaProblem, taskIDOf } from "./route-context.js";
 import { TaskState } from "./schemas.js";
 import { describe, taskLinks, viewOfRecord } from "./task-view.js";
+
+/** The gateway's tracer name (its server spans continue the caller's `traceparent`). */
+export const TRACER_NAME = "@station-coding/gateway";
 
 /** Object store folders a task's objects live in; nothing else of the store is served. */
 const ARTIFACT_KEY = /^(input|output|artifacts)\/([^/]+)\/(.+)$/;
@@ -68,7 +72,34 @@ export function registerTaskRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void
     // Continue the caller's trace: the dispatch span (and so the worker's) becomes a child of it.
     const carrier = Object.fromEntries(c.req.raw.headers.entries());
     const parent = propagation.extract(ROOT_CONTEXT, carrier);
-    const handle = await context.with(parent, () => ns.dispatcher.submit(parsed.data));
+    const span = trace.getTracer(TRACER_NAME, API_VERSION).startSpan(
+      "POST /v1/tasks",
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          "http.request.method": "POST",
+          "http.route": "/v1/tasks",
+          "station.task_id": taskID,
+          "station.gateway.token": principal.name,
+          ...(ns.org !== undefined ? { "station.org": ns.org } : {}),
+        },
+      },
+      parent,
+    );
+    let handle;
+    try {
+      handle = await context.with(trace.setSpan(parent, span), () => ns.dispatcher.submit(parsed.data));
+      span.setAttribute("http.response.status_code", handle.receipt?.duplicate ? 200 : 202);
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: err instanceof Error ? err.message : String(err),
+      });
+      throw err;
+    } finally {
+      span.end();
+    }
     const duplicate = handle.receipt?.duplicate ?? false;
     deps.logger.info({ taskID, org: ns.org, token: principal.name, duplicate }, "task submitted over HTTP");
     const links = taskLinks(taskID, orgQuery);

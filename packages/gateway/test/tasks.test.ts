@@ -327,5 +327,14 @@ describe("submit and follow over HTTP", () => {
       tasks: { stream: string };
     };
     expect(status.tasks.stream).toBe(env.names.streams.tasks);
+
+    // Tasks that finished while the gateway watched the index are in its metrics.
+    const metrics = await (await fetch(`${env.url}/metrics`)).text();
+    const finished = /^station_gateway_task_duration_seconds_count\{org="",status="completed"\} (\d+)$/m.exec(
+      metrics,
+    );
+    expect(Number(finished?.[1])).toBeGreaterThan(5);
+    expect(metrics).toMatch(/^station_tasks\{org="",status="completed"\} \d+$/m);
+    expect(metrics).toMatch(/^station_gateway_sse_clients\{org=""\} 0$/m);
   });
 });
