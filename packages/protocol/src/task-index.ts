@@ -282,6 +282,15 @@ export class TaskIndex {
   async update(incoming: TaskIndexRecord): Promise<Versioned<TaskIndexRecord> | undefined> {
     const taskID = validateName("taskID", incoming.taskID);
     const kv = await this.open();
+    if (incoming.status === "queued" && (incoming.generation ?? 0) === 0) {
+      // A submit's record is usually the first: one round trip, and the merge below when it is not.
+      const value = { ...incoming, updatedAt: new Date().toISOString() };
+      try {
+        return { value, revision: await kv.create(taskID, JSON.stringify(value)) };
+      } catch (err) {
+        if (!isCasConflict(err)) throw err;
+      }
+    }
     for (let attempt = 0; ; attempt += 1) {
       const entry = await kv.get(taskID);
       const live = entry && entry.operation === "PUT" ? entry : undefined;
