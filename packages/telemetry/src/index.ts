@@ -9,6 +9,6 @@ export { StationMetrics, TASK_DURATION_BUCKETS } from "./metrics.js";
 export { parseListen, startMetricsServer } from "./metrics-server.js";
 export { otlpTracesEndpoint, startTracing } from "./tracing.js";
 
-export type { StationMetricsOptions } from "./metrics.js";
+export type { StationMetricsOptions, TaskCounts } from "./metrics.js";
 export type { HealthReport, MetricsServer, MetricsServerOptions } from "./metrics-server.js";
 export type { OtlpProtocol, StartTracingOptions, Tracing, TracingRole } from "./tracing.js";
