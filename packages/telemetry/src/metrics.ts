@@ -115,6 +115,20 @@ export class StationMetrics {
     });
   }
 
+  /** Reports `station_coding_worker_slots{state}`: `total` and `busy` (tasks running), read at each scrape. */
+  trackWorkerSlots(total: number, busy: () => number): void {
+    new Gauge({
+      name: "station_coding_worker_slots",
+      help: "Task slots of this worker: total, and busy (running a task)",
+      labelNames: ["state"],
+      registers: [this.registry],
+      collect() {
+        this.set({ state: "total" }, total);
+        this.set({ state: "busy" }, busy());
+      },
+    });
+  }
+
   private readonly indexViews = new Map<string, TaskCounts>();
   private indexGauge: Gauge<"org" | "status"> | undefined;
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { StationMetrics, parseListen, startMetricsServer } from "@station-coding/telemetry";
-import type { MetricsServer } from "@station-coding/telemetry";
+import { parseListen } from "@station-coding/telemetry";
+import { StationMetrics, startMetricsServer } from "@station-coding/telemetry/metrics";
+import type { MetricsServer } from "@station-coding/telemetry/metrics";
 import { TaskIndexView } from "@station-coding/protocol";
 import type { TaskResult } from "@station-coding/protocol";
 
