@@ -87,7 +87,7 @@ export default tseslint.config(
           patterns: [
             {
               regex:
-                "(^|/)packages/[^/]+/(src|test|dist)/|^(\\.\\./)+src/|^(\\.\\./){2,}(cli|dispatcher|protocol|testkit|worker)/",
+                "(^|/)packages/[^/]+/(src|test|dist)/|^(\\.\\./)+src/|^(\\.\\./){2,}(cli|dispatcher|protocol|telemetry|testkit|worker)/",
               message:
                 "import a package through its entry: @station-coding/<package>, its /internal entry, or @station-coding/testkit[/worker]",
             },

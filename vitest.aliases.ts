@@ -9,11 +9,15 @@ const at = (path: string) => fileURLToPath(new URL(`./packages/${path}`, import.
  */
 export const sourceAliases = Object.entries({
   "@station-coding/protocol": at("protocol/src/index.ts"),
+  "@station-coding/telemetry": at("telemetry/src/index.ts"),
+  "@station-coding/telemetry/metrics": at("telemetry/src/metrics-entry.ts"),
   "@station-coding/testkit": at("testkit/src/index.ts"),
   "@station-coding/testkit/worker": at("testkit/src/worker/index.ts"),
   "@station-coding/worker": at("worker/src/index.ts"),
   "@station-coding/worker/internal": at("worker/src/internal.ts"),
   "@station-coding/dispatcher": at("dispatcher/src/index.ts"),
+  "@station-coding/gateway": at("gateway/src/index.ts"),
+  "@station-coding/gateway/config": at("gateway/src/config.ts"),
   "@station-coding/cli": at("cli/src/index.ts"),
   "@station-coding/cli/internal": at("cli/src/internal.ts"),
 }).map(([name, replacement]) => ({ find: new RegExp(`^${name}$`), replacement }));

@@ -77,7 +77,7 @@ beforeAll(() => {
 });
 
 describe("docker-compose.yaml", () => {
-  it("parses, and runs NATS and a worker by default, the CLI in profile cli, the scripted model in profile demo and a cluster in profile cluster", () => {
+  it("parses, and runs NATS and a worker by default, the CLI in profile cli, the scripted model in profile demo, a cluster in profile cluster and the gateway in profile gateway", () => {
     const byProfile = (profile: string | undefined) =>
       Object.entries(compose.services)
         .filter(([, s]) => (s.profiles ?? [])[0] === profile)
@@ -87,11 +87,18 @@ describe("docker-compose.yaml", () => {
     expect(byProfile("cli")).toEqual(["station"]);
     expect(byProfile("demo")).toEqual(["model"]);
     expect(byProfile("cluster")).toEqual(["nats-1", "nats-2", "nats-3", "worker-cluster"]);
+    expect(byProfile("gateway")).toEqual(["gateway"]);
   });
 
   it("builds every image from a Dockerfile stage that exists, with a context that exists", () => {
     const built = Object.entries(compose.services).filter(([, s]) => s.build);
-    expect(built.map(([name]) => name).sort()).toEqual(["model", "station", "worker", "worker-cluster"]);
+    expect(built.map(([name]) => name).sort()).toEqual([
+      "gateway",
+      "model",
+      "station",
+      "worker",
+      "worker-cluster",
+    ]);
     for (const [name, s] of built) {
       const context = join(REPO_ROOT, s.build!.context);
       expect(existsSync(context), `${name}: build context`).toBe(true);

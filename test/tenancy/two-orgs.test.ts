@@ -3,11 +3,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { StreamEvent } from "@station-coding/protocol";
+import { TaskIndex, TaskIndexView, queuedRecord } from "@station-coding/protocol";
 import type { CodingDispatcher } from "@station-coding/dispatcher";
 import { waitFor } from "@station-coding/testkit";
 import { ScriptedDriver, script } from "@station-coding/testkit/worker";
 import type { TenancyEnv } from "./support/tenancy-env.js";
-import { startTenancy } from "./support/tenancy-env.js";
+import { fails, refused, startTenancy } from "./support/tenancy-env.js";
 
 const ORGS = ["acme", "globex"] as const;
 
@@ -149,8 +150,49 @@ describe("two orgs side by side", () => {
       { message: "the replay's result" },
     );
     expect(replayed).toMatchObject({ org: "acme", result: "fine now" });
+    // The task index followed each transition with the org's own users, the replay as generation 1.
+    const index = new TaskIndex(acme.connection, acme.names);
+    await waitFor(async () => (await index.get("flaky"))?.value.status === "completed", {
+      message: "the replay's completed record in acme's task index",
+    });
+    expect((await index.get("flaky"))?.value).toMatchObject({ generation: 1, worker: expect.any(String) });
+    expect((await index.get("long"))?.value).toMatchObject({ status: "cancelled" });
     expect(await acme.deadLetters.list()).toEqual([]);
     expect(drivers.globex.calls.map((c) => c.taskID)).not.toContain("flaky");
     expect(env.logs.filter((line) => /permission/i.test(line))).toEqual([]);
+  });
+
+  it("keeps each org's task index apart: the viewer watches its own, writes nothing, and never sees another org's", async () => {
+    await (
+      await dispatchers.globex.submit({ taskID: "g-only", prompt: script({ text: "globex" }) })
+    ).result();
+    await (await dispatchers.acme.submit({ taskID: "a-only", prompt: script({ text: "acme" }) })).result();
+    const viewer = await env.connectAs("acme", "viewer");
+    const acmeIndex = new TaskIndex(viewer, dispatchers.acme.names);
+    const view = await TaskIndexView.start(acmeIndex);
+    try {
+      await waitFor(() => view.get("a-only")?.status === "completed", {
+        message: "acme's record in the view",
+      });
+      expect(view.get("g-only")).toBeUndefined();
+      expect(view.list({ limit: 1000 }).items.every((r) => !r.taskID.startsWith("g-"))).toBe(true);
+      expect(await refused(acmeIndex.update(queuedRecord({ taskID: "forged", prompt: "x" })))).toMatchObject({
+        operation: "publish",
+      });
+    } finally {
+      await view.stop();
+    }
+    // The org's users may not even name globex's bucket.
+    const globexIndex = new TaskIndex(viewer, dispatchers.globex.names);
+    expect(String(await fails(globexIndex.get("g-only")))).toMatch(/not found|permission|timeout/i);
+    const asDispatcher = new TaskIndex(await env.connectAs("acme", "dispatcher"), dispatchers.globex.names);
+    expect(String(await fails(asDispatcher.update(queuedRecord({ taskID: "g-only" }))))).toMatch(
+      /not found|permission|timeout/i,
+    );
+    expect(
+      (await new TaskIndex(dispatchers.globex.connection, dispatchers.globex.names).get("g-only"))?.value,
+    ).toMatchObject({
+      status: "completed",
+    });
   });
 });

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
 import { z } from "zod";
+import { GatewayConfig } from "@station-coding/gateway/config";
 import { CleanupPolicy, ErrorCodes, Name, StationError, parseWith } from "@station-coding/protocol";
 import type { CodingNamesOptions } from "@station-coding/protocol";
 
@@ -67,6 +68,8 @@ export const StationConfig = z
             shutdown_grace: Duration.optional(),
             /** File with a user nkey seed that signs results (when the NATS credentials have none). */
             result_signing_key: z.string().optional(),
+            /** `HOST:PORT` serving /metrics and /healthz (`--metrics-listen`). */
+            metrics_listen: z.string().optional(),
           })
           .strict()
           .optional(),
@@ -94,6 +97,8 @@ export const StationConfig = z
           .optional(),
       })
       .strict(),
+    /** The HTTP/SSE gateway of `station-coding serve` (docs/gateway.md). */
+    gateway: GatewayConfig.optional(),
   })
   .strict();
 /** The Station YAML configuration. */

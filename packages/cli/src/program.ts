@@ -1,4 +1,6 @@
 import { Command, CommanderError } from "commander";
+import { startTracing } from "@station-coding/telemetry";
+import type { Tracing, TracingRole } from "@station-coding/telemetry";
 import { registerArtifacts } from "./commands/artifacts.js";
 import { registerCancel } from "./commands/cancel.js";
 import { registerContext } from "./commands/context.js";
@@ -8,6 +10,7 @@ import { registerInit } from "./commands/init.js";
 import { registerOrg } from "./commands/org.js";
 import { registerResult } from "./commands/result.js";
 import { registerSecrets } from "./commands/secrets.js";
+import { registerServe } from "./commands/serve.js";
 import { registerSessions } from "./commands/sessions.js";
 import { registerStatus } from "./commands/status.js";
 import { registerSubmit } from "./commands/submit.js";
@@ -73,6 +76,7 @@ export function buildProgram(exit: (code: number) => void): Command {
   registerContext(program, run);
   registerArtifacts(program, run);
   registerDlq(program, run);
+  registerServe(program, run);
   registerOrg(program, run);
   registerSecrets(program, run);
   return program;
@@ -84,6 +88,13 @@ export async function main(argv: string[]): Promise<void> {
   const program = buildProgram((code) => {
     exitCode = code;
   });
+  // Spans leave the process when OTEL_EXPORTER_OTLP_ENDPOINT asks (the SDK is not loaded otherwise).
+  let tracing: Tracing | undefined;
+  program.hook("preAction", async (_program, action) => {
+    tracing = await startTracing(tracingRole(action), {
+      onWarning: (message) => process.stderr.write(`station-coding: ${message}\n`),
+    });
+  });
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -93,6 +104,30 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     throw err;
+  } finally {
+    await stopTracing(tracing);
   }
   if (exitCode !== undefined) process.exitCode = exitCode;
 }
+
+/** The service a command's spans are exported as: the worker, the gateway (`serve`), or the CLI. */
+function tracingRole(action: Command): TracingRole {
+  let command = action;
+  while (command.parent?.parent) command = command.parent;
+  return command.name() === "worker" ? "worker" : command.name() === "serve" ? "gateway" : "cli";
+}
+
+/** Exports the spans left, for at most a few seconds: an unreachable collector must not hold the exit. */
+async function stopTracing(tracing: Tracing | undefined): Promise<void> {
+  if (!tracing) return;
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, TRACE_FLUSH_LIMIT)));
+  const done = tracing.shutdown().catch((err: unknown) => {
+    process.stderr.write(`station-coding: exporting traces to ${tracing.endpoint} failed: ${String(err)}\n`);
+  });
+  await Promise.race([done, limit]);
+  clearTimeout(timer);
+}
+
+/** Longest wait for the last spans' export at exit, in ms. */
+const TRACE_FLUSH_LIMIT = 3_000;

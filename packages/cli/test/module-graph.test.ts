@@ -12,10 +12,15 @@ import { CLI_MAIN } from "./support/cli.js";
 const MODULE_LOG = fileURLToPath(new URL("./support/module-log.mjs", import.meta.url));
 
 /** Runs the built CLI with a loader hook; the URLs of every module it loaded, and its exit code. */
-async function modulesLoadedBy(args: string[]): Promise<{ modules: string[]; code: number }> {
+async function modulesLoadedBy(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ modules: string[]; code: number }> {
   const log = join(await tempDir("module-log"), "modules.txt");
+  const base = { ...process.env };
+  for (const name of Object.keys(base)) if (name.startsWith("OTEL_")) delete base[name];
   const code = await promisify(execFile)(process.execPath, ["--import", MODULE_LOG, CLI_MAIN, ...args], {
-    env: { ...process.env, MODULE_LOG: log, NATS_URL: "nats://127.0.0.1:1" },
+    env: { ...base, MODULE_LOG: log, NATS_URL: "nats://127.0.0.1:1", ...env },
     timeout: 30_000,
   }).then(
     () => 0,
@@ -26,6 +31,9 @@ async function modulesLoadedBy(args: string[]): Promise<{ modules: string[]; cod
 }
 
 const testkit = (modules: string[]) => modules.filter((url) => url.includes("/packages/testkit/"));
+const promClient = (modules: string[]) => modules.filter((url) => url.includes("/prom-client/"));
+const otelSdk = (modules: string[]) =>
+  modules.filter((url) => /\/@opentelemetry\/(sdk-trace|exporter-trace-otlp|resources)/.test(url));
 
 describe("the CLI's module graph", () => {
   it("submit loads the worker and dispatcher packages but not the testkit", async () => {
@@ -34,6 +42,19 @@ describe("the CLI's module graph", () => {
     expect(code).toBe(1);
     expect(modules.some((url) => url.includes("/packages/dispatcher/dist/"))).toBe(true);
     expect(testkit(modules)).toEqual([]);
+    expect(otelSdk(modules)).toEqual([]);
+    expect(promClient(modules)).toEqual([]);
+  });
+
+  it("loads the OpenTelemetry SDK only when an OTLP endpoint is set", async () => {
+    const { modules } = await modulesLoadedBy(["submit", "hello", "--no-wait"], {
+      // Loopback port 1: nothing listens; the export at exit fails quietly within its bound.
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1",
+    });
+    expect(otelSdk(modules).some((url) => url.includes("/@opentelemetry/sdk-trace/"))).toBe(true);
+    expect(otelSdk(modules).some((url) => url.includes("/@opentelemetry/exporter-trace-otlp-proto/"))).toBe(
+      true,
+    );
   });
 
   it("worker does not load the testkit", async () => {
@@ -41,6 +62,8 @@ describe("the CLI's module graph", () => {
     expect(code).toBe(2);
     expect(modules.some((url) => url.includes("/packages/worker/dist/"))).toBe(true);
     expect(testkit(modules)).toEqual([]);
+    expect(otelSdk(modules)).toEqual([]);
+    expect(promClient(modules)).toEqual([]);
   });
 
   it("demo loads the testkit when it runs", async () => {

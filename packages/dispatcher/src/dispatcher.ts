@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -16,12 +17,14 @@ import {
   PermissionDeniedError,
   SessionStore,
   StationError,
+  TaskIndex,
   TaskLookups,
   ValidationError,
   ensureTopology,
   natsConnectOptions,
   parseTask,
   parseWith,
+  queuedRecord,
   readCredentialsFile,
   resolveTask,
   validateName,
@@ -45,11 +48,19 @@ import { readStatus } from "./status.js";
 import { TaskHandle } from "./task-handle.js";
 import { DISPATCHER_VERSION, DispatchSpan, TRACER_NAME } from "./tracing.js";
 
+/**
+ * Bound of the `queued` write to the task index after a submit, in ms: the task is stored by then,
+ * so a slow index must not hold the caller long (the worker's `running` record follows anyway).
+ */
+const TASK_INDEX_WRITE_TIMEOUT = 2_000;
+
 /** The runtime shared by the dispatcher, its handles and its APIs. */
 class Runtime implements DispatcherRuntime {
   readonly tracer: Tracer = trace.getTracer(TRACER_NAME, DISPATCHER_VERSION);
   readonly monitor: ConnectionMonitor;
   readonly watches = new Set<ResultWatch>();
+  /** The task index, where a submitted task is recorded as `queued` (best effort). */
+  readonly taskIndex: TaskIndex;
   private readonly closer = new AbortController();
   private readonly buckets = new Map<string, Promise<KV>>();
 
@@ -61,6 +72,16 @@ class Runtime implements DispatcherRuntime {
     readonly options: ResolvedDispatcherOptions,
   ) {
     this.monitor = new ConnectionMonitor(nc, options.logger);
+    // Every event follower listens for the close; a gateway follows hundreds of tasks at once.
+    setMaxListeners(0, this.closer.signal);
+    this.taskIndex = new TaskIndex(js, options.names, {
+      timeout: TASK_INDEX_WRITE_TIMEOUT,
+      onError: (err, taskID) =>
+        options.logger.warn(
+          { err, taskID, bucket: options.names.kv.tasks },
+          "could not record the task as queued in the task index; it shows there once a worker runs it",
+        ),
+    });
   }
 
   get names(): CodingNames {
@@ -247,6 +268,8 @@ export class CodingDispatcher implements AsyncDisposable {
       span.end(undefined, err);
       throw err;
     }
+    // After the stream stored it, so a refused publish never lists a task; never throws.
+    await this.rt.taskIndex.record(queuedRecord(task));
     const log = logger.child({ taskID: task.taskID, session: task.session.name });
     if (ack.duplicate) {
       span.duplicate();

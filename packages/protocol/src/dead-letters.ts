@@ -9,6 +9,9 @@ import { DeadLetter, TaskLease } from "./records.js";
 import type { CodingNames } from "./subjects.js";
 import { deadLetterPayloadKey } from "./subjects.js";
 import { validateName } from "./names.js";
+import { safeJson } from "./plain-data.js";
+import { TaskIndex, queuedRecord } from "./task-index.js";
+import { Task } from "./task.js";
 import { StationError, ErrorCodes } from "./errors.js";
 
 /** Dead letters of one namespace: tasks that will not be retried, kept for inspection and replay. */
@@ -104,6 +107,12 @@ export class DeadLetters {
     const h = headers();
     h.set("Nats-Msg-Id", `${taskID}:replay:${generation}`);
     await jetstream(this.nc).publish(letter.subject, payload, { headers: h });
+    // The replay's generation starts the task's index record over (best effort, never throws).
+    const task = Task.safeParse(safeJson(payload));
+    await new TaskIndex(this.nc, this.names).record({
+      ...(task.success ? queuedRecord(task.data) : queuedRecord({ taskID })),
+      generation,
+    });
     if (letter.payloadRef) {
       // The dead letter is gone; its copy of the task would be an orphan (a new dead letter stores it again).
       const store = await new Objm(this.nc).open(this.names.objectStore);

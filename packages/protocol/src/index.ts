@@ -108,6 +108,21 @@ export {
   resolveTask,
 } from "./task.js";
 export {
+  MAX_TASK_LIST_LIMIT,
+  TASK_INDEX_ERROR_BYTES,
+  TASK_INDEX_PROMPT_LENGTH,
+  TaskIndex,
+  TaskIndexMetrics,
+  TaskIndexRecord,
+  TaskIndexStatus,
+  TaskIndexView,
+  finishedRecord,
+  isFinalStatus,
+  mergeTaskRecord,
+  queuedRecord,
+  runningRecord,
+} from "./task-index.js";
+export {
   ensureTaskConsumer,
   ensureTopology,
   resolveTopologyOptions,
@@ -125,6 +140,7 @@ export type { ResultAuthenticity } from "./result-signature.js";
 export type { EventDraft, StreamEventType } from "./events.js";
 export type { CodingNames, CodingNamesOptions } from "./subjects.js";
 export type { ResolvedTask, TaskInput } from "./task.js";
+export type { TaskIndexOptions, TaskIndexViewOptions, TaskListPage, TaskListQuery } from "./task-index.js";
 export type {
   ResolvedTopologyOptions,
   TaskConsumerOptions,

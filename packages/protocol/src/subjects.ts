@@ -7,7 +7,14 @@ export interface CodingNamesOptions {
   /** Subject overrides; `stream`, `result`, `cancel` and `dlq` are prefixes that the taskID is appended to. */
   subjects?: { task?: string; stream?: string; result?: string; cancel?: string; dlq?: string };
   /** KV bucket overrides. */
-  kv?: { sessions?: string; state?: string; leases?: string; workers?: string; secrets?: string };
+  kv?: {
+    sessions?: string;
+    state?: string;
+    leases?: string;
+    workers?: string;
+    secrets?: string;
+    tasks?: string;
+  };
   /** Object store bucket override. @default "coding-artifacts" (`coding-artifacts-<org>` for an org) */
   objectStore?: string;
   /** Stream name overrides. */
@@ -45,6 +52,8 @@ export interface CodingNames {
     readonly leases: string;
     readonly workers: string;
     readonly secrets: string;
+    /** The task index: one small record per task, for listing and status (see `TaskIndex`). */
+    readonly tasks: string;
   };
   /** Object store bucket name. */
   readonly objectStore: string;
@@ -103,6 +112,7 @@ export function codingNames(options: CodingNamesOptions = {}): CodingNames {
       leases: fill(options.kv?.leases ?? bucket("coding-leases")),
       workers: fill(options.kv?.workers ?? bucket("coding-workers")),
       secrets: fill(options.kv?.secrets ?? bucket("coding-secrets")),
+      tasks: fill(options.kv?.tasks ?? bucket("coding-tasks")),
     },
     objectStore: fill(options.objectStore ?? bucket("coding-artifacts")),
     consumer: fill(options.consumer ?? "coding-workers"),

@@ -307,6 +307,8 @@ export async function ensureTopology(
     { name: names.kv.leases, history: 1, ttl: 7 * 86_400_000 },
     { name: names.kv.workers, history: 1, ttl: 3_600_000 },
     { name: names.kv.secrets, history: 1 },
+    // The task index is kept as long as results are: a task listed is a task whose result is there.
+    { name: names.kv.tasks, history: 1, ttl: opts.resultsMaxAge },
   ];
   for (const bucket of buckets) {
     const config: Partial<StreamConfig> = {

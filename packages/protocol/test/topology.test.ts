@@ -39,6 +39,7 @@ const EXPECTED = [
   "KV_coding-secrets",
   "KV_coding-sessions",
   "KV_coding-state",
+  "KV_coding-tasks",
   "KV_coding-workers",
   "OBJ_coding-artifacts",
 ];

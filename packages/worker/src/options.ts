@@ -15,6 +15,7 @@ import {
   validateName,
   withoutUndefined,
 } from "@station-coding/protocol";
+import { parseListen } from "@station-coding/telemetry";
 import type { DestinationStream } from "pino";
 import { GIT_TIMEOUTS } from "./git/git.js";
 import type { AgentDriver } from "./shared/driver.js";
@@ -85,6 +86,11 @@ const RawOptions = z.object({
   coalesceMs: z.number().int().nonnegative().max(1000).optional(),
   /** Create or check the topology at start. @default true */
   ensureTopology: z.boolean().optional(),
+  /**
+   * `HOST:PORT` of an HTTP listener serving `/metrics` (Prometheus text format) and `/healthz`
+   * (200 while connected to NATS, else 503). @default none: no listener
+   */
+  metricsListen: z.string().optional(),
   /** When workspaces are deleted. @default "on_session_end" */
   cleanupPolicy: CleanupPolicy.optional(),
   /** Delete workspaces unused for longer than this (0 = never sweep). @default "7d" */
@@ -174,6 +180,8 @@ export interface ResolvedWorkerOptions {
   workerID: string;
   coalesceMs: number;
   ensureTopology: boolean;
+  /** `HOST:PORT` of the `/metrics` and `/healthz` listener; undefined: none. */
+  metricsListen?: string;
   cleanupPolicy: CleanupPolicy;
   workspaceMaxAge: number;
   maxInputBytes: number;
@@ -262,6 +270,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     workerID: o.workerID ?? validateName("workerID", defaultWorkerID()),
     coalesceMs: o.coalesceMs ?? 100,
     ensureTopology: o.ensureTopology ?? true,
+    ...(o.metricsListen !== undefined ? { metricsListen: checkListen(o.metricsListen) } : {}),
     cleanupPolicy: o.cleanupPolicy ?? "on_session_end",
     // An age, compared with timestamps; its sweep timer runs at most hourly.
     workspaceMaxAge: ms("workspaceMaxAge", o.workspaceMaxAge, "7d", Number.MAX_SAFE_INTEGER),
@@ -284,6 +293,20 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
 export function workerInboxPrefix(orgs: readonly (string | undefined)[]): string {
   const named = [...new Set(orgs.filter((org): org is string => org !== undefined))].sort();
   return named.length === 0 ? "_INBOX" : `_INBOX_worker+${named.join("+")}`;
+}
+
+function checkListen(listen: string): string {
+  try {
+    parseListen(listen);
+    return listen;
+  } catch {
+    throw new ValidationError(
+      "metricsListen",
+      "format",
+      `metricsListen ${JSON.stringify(listen)}: must be HOST:PORT, e.g. 127.0.0.1:9464`,
+      ErrorCodes.InvalidConfig,
+    );
+  }
 }
 
 function defaultWorkerID(): string {

@@ -1,6 +1,6 @@
 import { headers } from "@nats-io/transport-node";
 import type { ArtifactRef, TaskResult } from "@station-coding/protocol";
-import { ErrorCodes, StationError, messageBudget } from "@station-coding/protocol";
+import { ErrorCodes, StationError, finishedRecord, messageBudget } from "@station-coding/protocol";
 import type { Logger } from "pino";
 import { fitJson } from "./fit-message.js";
 import { publishBounded } from "./publish.js";
@@ -19,7 +19,7 @@ export class ResultPublisher {
   constructor(
     private readonly d: Pick<
       RunnerDeps,
-      "names" | "js" | "driver" | "redactor" | "signer" | "lookups" | "maxPayload"
+      "names" | "js" | "driver" | "redactor" | "signer" | "lookups" | "maxPayload" | "taskIndex" | "metrics"
     >,
     private readonly artifacts: TaskArtifacts,
   ) {}
@@ -30,9 +30,18 @@ export class ResultPublisher {
    * `RESULT_TOO_LARGE` error result), and a publish is tried at most {@link RESULT_PUBLISH_ATTEMPTS}
    * times.
    *
+   * Once it is stored, it is counted in the metrics and the task index gets the final record
+   * (best effort, bounded).
+   *
    * @throws StationError when it could not be published; `retryable` says whether a later try may.
    */
   async publish(result: TaskResult, generation: number, log: Logger): Promise<void> {
+    await this.publishResult(result, generation, log);
+    this.d.metrics?.recordResult(result);
+    await this.d.taskIndex.record(finishedRecord(result, generation));
+  }
+
+  private async publishResult(result: TaskResult, generation: number, log: Logger): Promise<void> {
     const h = headers();
     let msgID = generation > 0 ? `${result.taskID}:result:${generation}` : `${result.taskID}:result`;
     const subject = this.d.names.resultSubject(result.taskID);

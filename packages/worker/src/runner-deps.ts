@@ -6,8 +6,10 @@ import type {
   DeadLetters,
   ResultSigner,
   SessionStore,
+  TaskIndex,
   TaskLookups,
 } from "@station-coding/protocol";
+import type { StationMetrics } from "@station-coding/telemetry/metrics";
 import type { Logger } from "pino";
 import type { Leases } from "./lease.js";
 import type { ResolvedWorkerOptions } from "./options.js";
@@ -29,7 +31,11 @@ export interface RunnerDeps {
   leases: Leases;
   sessions: SessionStore;
   lookups: TaskLookups;
+  /** The task index: `running` when a run starts, the final state with the result (best effort). */
+  taskIndex: TaskIndex;
   deadLetters: DeadLetters;
+  /** Counts each published result (`--metrics-listen`); undefined when nobody serves metrics. */
+  metrics?: StationMetrics;
   artifacts: ObjectStore;
   driver: AgentDriver;
   workspaces: WorkspaceManager;

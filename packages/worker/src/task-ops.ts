@@ -1,3 +1,4 @@
+import { context, trace } from "@opentelemetry/api";
 import type { Span } from "@opentelemetry/api";
 import type { CommitInfo, EventDraft, ResolvedTask, SessionState, Versioned } from "@station-coding/protocol";
 import type { Logger } from "pino";
@@ -165,18 +166,22 @@ async function prompt(
 ): Promise<PromptResult> {
   const { d, emit, signal, log } = ctx;
   emit({ type: "prompt_sent", content: task.prompt ?? "" });
+  // The task's span is the active one while the driver runs: its tool spans become children.
+  const active = trace.setSpan(context.active(), ctx.span);
   return withAbort(
-    d.driver.prompt({
-      task,
-      org: d.names.org,
-      session,
-      directory: workspace.path,
-      prompt: task.prompt ?? "",
-      signal,
-      emit,
-      storeArtifact: (name, data, kind) => ctx.artifacts.store(task.taskID, name, data, kind),
-      logger: log,
-    }),
+    context.with(active, () =>
+      d.driver.prompt({
+        task,
+        org: d.names.org,
+        session,
+        directory: workspace.path,
+        prompt: task.prompt ?? "",
+        signal,
+        emit,
+        storeArtifact: (name, data, kind) => ctx.artifacts.store(task.taskID, name, data, kind),
+        logger: log,
+      }),
+    ),
     signal,
     d.options.abortGrace,
   );

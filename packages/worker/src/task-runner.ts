@@ -1,6 +1,6 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { EventDraft, ResolvedTask } from "@station-coding/protocol";
-import { TimeoutError, messageBudget, parseTask, resolveTask } from "@station-coding/protocol";
+import { TimeoutError, messageBudget, parseTask, resolveTask, runningRecord } from "@station-coding/protocol";
 import type { Logger } from "pino";
 import { TaskCancels } from "./cancel.js";
 import { TaskDeliveries } from "./delivery.js";
@@ -154,6 +154,10 @@ export class TaskRunner {
     const startedAt = Date.now();
     const attempt = lease.value.attempts;
     const span = startTaskSpan(this.d.tracer, task, delivery.msg.headers);
+    // Not awaited: the index never holds a task up (a late write never undoes the final record).
+    void this.d.taskIndex.record(
+      runningRecord(task, { worker: options.workerID, attempt, generation: lease.value.generation }),
+    );
 
     const publisher = new EventPublisher({
       js: this.d.js,

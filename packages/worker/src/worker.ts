@@ -16,6 +16,7 @@ import {
   ResultSigner,
   SessionStore,
   StationError,
+  TaskIndex,
   TaskLookups,
   ValidationError,
   codingNames,
@@ -25,6 +26,7 @@ import {
   readCredentialsFile,
   seedFromCredentials,
 } from "@station-coding/protocol";
+import type { HealthReport, MetricsServer, StationMetrics } from "@station-coding/telemetry/metrics";
 import type { Logger } from "pino";
 import { abortableDelay } from "./shared/abortable-delay.js";
 import { subscribeCancels } from "./cancel.js";
@@ -77,6 +79,10 @@ export class CodingWorker {
   private signalHandlers: (() => void)[] = [];
   private workspaces: WorkspaceManager | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private metricsValue: StationMetrics | undefined;
+  private metricsServer: MetricsServer | undefined;
+  /** Connections that are disconnected now (waiting to reconnect). */
+  private readonly disconnected = new Set<NatsConnection>();
   /** Connections this worker opened (and closes): the shared one and one per org with `orgCreds`. */
   private readonly owned: NatsConnection[] = [];
 
@@ -90,6 +96,11 @@ export class CodingWorker {
     readonly redactor: SecretRedactor,
   ) {
     if (shared && ownsShared) this.owned.push(shared);
+  }
+
+  /** The worker's metrics, when `metricsListen` is set. */
+  get metrics(): StationMetrics | undefined {
+    return this.metricsValue;
   }
 
   /** Connects (unless given a connection), prepares the topology and starts pulling tasks. */
@@ -151,6 +162,11 @@ export class CodingWorker {
     return this.options.workerID;
   }
 
+  /** `http://host:port` of the `/metrics` and `/healthz` listener, when `metricsListen` is set. */
+  get metricsUrl(): string | undefined {
+    return this.metricsServer?.url;
+  }
+
   /** TaskIDs running now. */
   get runningTasks(): string[] {
     return this.namespaces.flatMap((ns) => ns.runner.cancels.taskIDs());
@@ -159,6 +175,10 @@ export class CodingWorker {
   private async init(): Promise<void> {
     const { options, raw } = this;
     await this.checkSandbox();
+    // prom-client is loaded only by a worker that serves metrics.
+    const telemetry =
+      options.metricsListen !== undefined ? await import("@station-coding/telemetry/metrics") : undefined;
+    if (telemetry) this.metricsValue = new telemetry.StationMetrics({ labels: { worker: options.workerID } });
     const explicitSigner =
       options.resultSigningKey !== undefined
         ? await readSigner(options.resultSigningKey, "resultSigningKey", this.redactor)
@@ -255,6 +275,11 @@ export class CodingWorker {
             logger.warn({ taskID }, `ignoring the stored message on the result subject: ${reason}`),
         }),
         ...(signer ? { signer } : {}),
+        ...(this.metrics ? { metrics: this.metrics } : {}),
+        taskIndex: new TaskIndex(js, names, {
+          onError: (err, taskID) =>
+            logger.warn({ err, taskID, bucket: names.kv.tasks }, "could not write the task index record"),
+        }),
         deadLetters: new DeadLetters(nc, names),
         artifacts,
         driver: raw.driver,
@@ -289,6 +314,16 @@ export class CodingWorker {
       concurrency: options.concurrency,
       heartbeatInterval: options.heartbeatInterval,
     });
+    if (telemetry && this.metrics && options.metricsListen !== undefined) {
+      this.metrics.trackWorkerSlots(options.concurrency, () => this.inFlight.size);
+      this.metricsServer = await telemetry.startMetricsServer({
+        listen: options.metricsListen,
+        metrics: this.metrics,
+        health: () => this.health(),
+        onError: (err) => this.logger.warn({ err }, "metrics collection failed"),
+      });
+      this.logger.info({ url: this.metricsServer.url }, "serving /metrics and /healthz");
+    }
     this.stateValue = "running";
     await this.beat();
     this.heartbeat = setInterval(() => void this.beat(), options.heartbeatInterval);
@@ -369,6 +404,17 @@ export class CodingWorker {
     }
   }
 
+  /** Healthy while running or draining with every NATS connection up. */
+  health(): HealthReport {
+    const connections = new Set(this.namespaces.map((ns) => ns.nc));
+    const down = [...connections].filter((nc) => nc.isClosed() || this.disconnected.has(nc)).length;
+    if (down > 0) return { healthy: false, detail: `nats: ${down} of ${connections.size} connections down` };
+    if (this.stateValue === "stopped" || this.stateValue === "starting") {
+      return { healthy: false, detail: `worker ${this.stateValue}` };
+    }
+    return { healthy: true, detail: `nats: connected; worker ${this.stateValue}` };
+  }
+
   /** Wakes pull loops that back off after failed pulls as soon as the connection is back. */
   private watchReconnects(): void {
     for (const nc of new Set(this.namespaces.map((ns) => ns.nc))) {
@@ -377,7 +423,9 @@ export class CodingWorker {
       this.stopPulling.signal.addEventListener("abort", () => status.stop?.(), { once: true });
       void (async () => {
         for await (const s of status) {
+          if (s.type === "disconnect") this.disconnected.add(nc);
           if (s.type !== "reconnect") continue;
+          this.disconnected.delete(nc);
           this.reconnected.abort();
           this.reconnected = new AbortController();
         }
@@ -435,6 +483,7 @@ export class CodingWorker {
     await this.raw.driver.close?.().catch((err: unknown) => this.logger.warn({ err }, "driver close failed"));
     for (const remove of this.signalHandlers) remove();
     await this.closeConnection();
+    await this.metricsServer?.close();
     this.logger.info({ completed: this.stats.completed, failed: this.stats.failed }, "worker stopped");
   }
 

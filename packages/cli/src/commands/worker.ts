@@ -8,6 +8,7 @@ import {
   parseSandboxOptions,
 } from "@station-coding/worker";
 import { CleanupPolicy } from "@station-coding/protocol";
+import { parseListen } from "@station-coding/telemetry";
 import { namesFromConfig } from "../config.js";
 import type { CommonFlags, Run } from "../context.js";
 import { UsageError, connectionFrom, durationFlag, intFlag } from "../context.js";
@@ -15,6 +16,7 @@ import { offlineModelUrl } from "../offline-model.js";
 
 interface WorkerFlags extends CommonFlags {
   concurrency?: string;
+  metricsListen?: string;
   perOrgConcurrency?: string;
   workspaceDir?: string;
   opencodeUrl?: string;
@@ -107,6 +109,11 @@ export function registerWorker(program: Command, run: Run): void {
     .option("--max-attempts <n>", "runs before a task is dead-lettered")
     .option("--shutdown-grace <duration>", "time in-flight tasks get to finish on SIGTERM")
     .option("--worker-id <id>", "worker id (default: hostname-pid-random)")
+    .option(
+      "--metrics-listen <host:port>",
+      "serve /metrics (Prometheus) and /healthz on this address, e.g. 127.0.0.1:9464 (env STATION_METRICS_LISTEN)",
+      process.env.STATION_METRICS_LISTEN,
+    )
     .option("--cleanup-policy <policy>", "when workspaces are deleted: on_session_end, on_success or manual")
     .option("--git-token-env <name>", "env var holding the git token for private repositories")
     .option("--git-user-name <name>", "author name of commits")
@@ -193,6 +200,14 @@ export function registerWorker(program: Command, run: Run): void {
           flags.gitUsername ?? (process.env.STATION_GIT_TOKEN_USERNAME || undefined) ?? gitConfig?.username;
         const orgCreds = orgCredsFlag(flags.orgCreds) ?? conn.config?.coding.nats?.org_creds;
         const resultSigningKey = flags.resultSigningKey ?? w?.result_signing_key;
+        const metricsListen = (flags.metricsListen || undefined) ?? w?.metrics_listen;
+        if (metricsListen !== undefined) {
+          try {
+            parseListen(metricsListen);
+          } catch (err) {
+            throw new UsageError(`--metrics-listen: ${(err as Error).message}`);
+          }
+        }
         const git = {
           ...((flags.gitTokenEnv ?? gitConfig?.token_env)
             ? { tokenEnv: flags.gitTokenEnv ?? gitConfig?.token_env }
@@ -264,6 +279,7 @@ export function registerWorker(program: Command, run: Run): void {
             ...(cleanupPolicy ? { cleanupPolicy } : {}),
             git,
             ...(flags.workerId ? { workerID: flags.workerId } : {}),
+            ...(metricsListen !== undefined ? { metricsListen } : {}),
           });
         } catch (err) {
           await driver.close();

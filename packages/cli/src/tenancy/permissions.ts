@@ -19,10 +19,11 @@ export const ROLE_PURPOSE: Record<OrgRole, string> = {
   admin:
     "the org's administrator: creates its streams, buckets and object store (station-coding init), manages git tokens (station-coding secrets); everything inside the org's account, nothing outside",
   dispatcher:
-    "submits and cancels tasks, follows events and results, uses sessions, agent context and artifacts, may write (never read) git tokens",
+    "submits and cancels tasks, records them in the task index, follows events and results, uses sessions, agent context and artifacts, may write (never read) git tokens",
   worker:
-    "pulls and acks tasks, publishes events, results (signed with this user's key) and dead letters, reads git tokens",
-  viewer: "reads status, events, results, sessions, context, artifacts and dead letters; writes nothing",
+    "pulls and acks tasks, publishes events, results (signed with this user's key) and dead letters, writes the task index, reads git tokens",
+  viewer:
+    "reads status, the task index, events, results, sessions, context, artifacts and dead letters; writes nothing",
 };
 
 /** Stream, bucket and key-value reads: info, stored-message and direct gets. */
@@ -85,6 +86,14 @@ export function rolePermissions(role: OrgRole, names: CodingNames, workerInbox: 
     why: "sessions, agent context, leases (task state) and worker presence: reads",
     subjects: [names.kv.sessions, names.kv.state, names.kv.leases, names.kv.workers].map(kv).flatMap(reads),
   };
+  const readTaskIndex = {
+    why: "the task index: reads and the watch that keeps a task listing current",
+    subjects: [...reads(kv(names.kv.tasks)), ...readConsumers(kv(names.kv.tasks))],
+  };
+  const writeTaskIndex = {
+    why: "the task index: a task's record at each transition (compare-and-set writes)",
+    subjects: [kvData(names.kv.tasks)],
+  };
   const readObjects = {
     why: "object store reads: staged inputs, patches, snapshots, artifacts",
     subjects: [...reads(obj), ...readConsumers(obj)],
@@ -101,6 +110,7 @@ export function rolePermissions(role: OrgRole, names: CodingNames, workerInbox: 
           listDeadLetters,
           queueStatus,
           readBuckets,
+          readTaskIndex,
           readObjects,
           {
             why: "the topology check of every client reads each bucket's info (secrets: names and counts, never values)",
@@ -123,6 +133,8 @@ export function rolePermissions(role: OrgRole, names: CodingNames, workerInbox: 
           },
           queueStatus,
           readBuckets,
+          readTaskIndex,
+          writeTaskIndex,
           {
             why: "sessions, agent context and leases (replay): writes; context listing",
             subjects: [
@@ -171,6 +183,10 @@ export function rolePermissions(role: OrgRole, names: CodingNames, workerInbox: 
           {
             why: "session and context listing (KV watch)",
             subjects: [names.kv.sessions, names.kv.state].flatMap((b) => readConsumers(kv(b))),
+          },
+          {
+            why: "the task index: read and write",
+            subjects: [...reads(kv(names.kv.tasks)), kvData(names.kv.tasks)],
           },
           { why: "git tokens: read only", subjects: reads(kv(names.kv.secrets)) },
           {

@@ -6,8 +6,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createOpencodeClient } from "@opencode-ai/sdk/v2";
 import type { OpencodeClient } from "@opencode-ai/sdk/v2";
-import { trace } from "@opentelemetry/api";
-import type { Span } from "@opentelemetry/api";
+import { context, trace } from "@opentelemetry/api";
+import type { Context, Span } from "@opentelemetry/api";
 import { ErrorCodes, StationError, sessionExportKey } from "@station-coding/protocol";
 import type { EventDraft, ResolvedTask } from "@station-coding/protocol";
 import type { Logger } from "pino";
@@ -100,6 +100,8 @@ interface Turn {
   emit: (event: EventDraft) => void;
   wake: () => void;
   tools: Map<string, Span>;
+  /** The trace context of the prompt's caller (the task's span), parent of the tool spans. */
+  traceContext: Context;
 }
 
 /** The station tools plugin file shipped with this package. */
@@ -440,7 +442,11 @@ export class OpenCodeDriver implements AgentDriver {
     if (status === "running" && !turn.tools.has(part.callID)) {
       const span = trace
         .getTracer("station-coding-worker")
-        .startSpan(`opencode.tool.${part.tool ?? "unknown"}`, { startTime: time?.start ?? Date.now() });
+        .startSpan(
+          `opencode.tool.${part.tool ?? "unknown"}`,
+          { startTime: time?.start ?? Date.now() },
+          turn.traceContext,
+        );
       span.setAttribute("opencode.tool.call_id", part.callID);
       turn.tools.set(part.callID, span);
     }
@@ -546,6 +552,7 @@ export class OpenCodeDriver implements AgentDriver {
       emit,
       wake: () => wake(),
       tools: new Map(),
+      traceContext: context.active(),
       mapper: new TurnEventMapper(
         emit,
         {

@@ -1,0 +1,132 @@
+// The HTTP gateway serving two orgs, each over its org's dispatcher credentials: an org token sees
+// its org and nothing of the other (404, exactly as for a task that does not exist), with the
+// legitimate request beside each refused one.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Gateway, closeNamespace, hashToken, openNamespace } from "@station-coding/gateway";
+import type { GatewayNamespace } from "@station-coding/gateway";
+import type { TaskResult } from "@station-coding/protocol";
+import { script } from "@station-coding/testkit/worker";
+import type { TenancyEnv } from "./support/tenancy-env.js";
+import { startTenancy } from "./support/tenancy-env.js";
+
+const TOKENS = {
+  acme: "acme-operator-7f3a9c",
+  acmeViewer: "acme-viewer-2b8d4e",
+  globex: "globex-operator-91c5d0",
+  admin: "admin-all-orgs-6e1f2a",
+} as const;
+
+let env: TenancyEnv;
+let gateway: Gateway;
+let url: string;
+const namespaces: GatewayNamespace[] = [];
+beforeAll(async () => {
+  env = await startTenancy({ orgs: ["acme", "globex"] });
+  for (const org of ["acme", "globex"]) {
+    await env.worker([org]);
+    namespaces.push(await openNamespace(await env.dispatcher(org)));
+  }
+  gateway = Gateway.create({
+    namespaces,
+    tokens: [
+      { name: "acme-ci", sha256: hashToken(TOKENS.acme), org: "acme", role: "operator" },
+      { name: "acme-dash", sha256: hashToken(TOKENS.acmeViewer), org: "acme", role: "viewer" },
+      { name: "globex-ci", sha256: hashToken(TOKENS.globex), org: "globex", role: "operator" },
+      { name: "root", sha256: hashToken(TOKENS.admin), role: "admin" },
+    ],
+  });
+  url = (await gateway.listen("127.0.0.1:0")).url;
+}, 60_000);
+afterAll(async () => {
+  await gateway?.close();
+  await Promise.all(namespaces.map((ns) => closeNamespace(ns)));
+  await env?.close();
+});
+
+const api = (token: string, path: string, init: RequestInit & { json?: unknown } = {}) => {
+  const { json, ...rest } = init;
+  return fetch(`${url}${path}`, {
+    ...rest,
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(json !== undefined ? { "Content-Type": "application/json" } : {}),
+    },
+    ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+  });
+};
+
+async function submitAndWait(token: string, taskID: string, text: string): Promise<TaskResult> {
+  const submitted = await api(token, "/v1/tasks", {
+    method: "POST",
+    json: { taskID, prompt: script({ text }, { writeFile: { name: "out.txt", content: text } }) },
+  });
+  expect(submitted.status).toBe(202);
+  const result = await api(token, `/v1/tasks/${taskID}/result?wait=30s`);
+  expect(result.status).toBe(200);
+  return (await result.json()) as TaskResult;
+}
+
+describe("the gateway with two orgs", () => {
+  it("runs each org's task in its own org, and an org token finds nothing of the other org", async () => {
+    const acme = await submitAndWait(TOKENS.acme, "secret-plan", "acme only");
+    expect(acme).toMatchObject({ org: "acme", status: "completed", result: "acme only" });
+
+    // globex asks for acme's task every way there is: each answer is the answer for no task at all.
+    for (const [method, path] of [
+      ["GET", "/v1/tasks/secret-plan"],
+      ["GET", "/v1/tasks/secret-plan/events"],
+      ["GET", "/v1/tasks/secret-plan/result"],
+      ["GET", "/v1/tasks/secret-plan/artifacts"],
+      ["POST", "/v1/tasks/secret-plan/cancel"],
+      ["GET", "/v1/artifacts/output/secret-plan/changes.patch"],
+      ["GET", "/v1/tasks/secret-plan?org=acme"],
+      ["GET", "/v1/tasks?org=acme"],
+      ["POST", "/v1/dead-letters/secret-plan/replay"],
+    ] as const) {
+      const response = await api(TOKENS.globex, path, { method });
+      expect(response.status, `${method} ${path}`).toBe(404);
+      const body = await response.text();
+      expect(body, path).not.toContain("acme only");
+    }
+    const globexList = (await (await api(TOKENS.globex, "/v1/tasks")).json()) as {
+      items: { taskID: string }[];
+    };
+    expect(globexList.items.map((t) => t.taskID)).not.toContain("secret-plan");
+
+    // The legitimate reads beside them.
+    expect((await api(TOKENS.acme, "/v1/tasks/secret-plan")).status).toBe(200);
+    const patch = await api(TOKENS.acme, "/v1/artifacts/output/secret-plan/changes.patch");
+    expect(patch.status).toBe(200);
+    expect(await patch.text()).toContain("acme only");
+
+    // The same taskID in globex is globex's own task, unrelated to acme's.
+    const globex = await submitAndWait(TOKENS.globex, "secret-plan", "globex only");
+    expect(globex).toMatchObject({ org: "globex", result: "globex only" });
+    expect(
+      await (await api(TOKENS.acme, "/v1/artifacts/output/secret-plan/changes.patch")).text(),
+    ).not.toContain("globex only");
+  });
+
+  it("lets an org viewer read its org and refuses it a cancel", async () => {
+    await submitAndWait(TOKENS.acme, "viewed", "look");
+    expect((await api(TOKENS.acmeViewer, "/v1/tasks/viewed")).status).toBe(200);
+    const cancel = await api(TOKENS.acmeViewer, "/v1/tasks/viewed/cancel", { method: "POST" });
+    expect(cancel.status).toBe(403);
+    expect((await api(TOKENS.acme, "/v1/tasks/viewed/cancel", { method: "POST" })).status).toBe(202);
+  });
+
+  it("lets an admin token name either org, and asks it to name one", async () => {
+    const none = await api(TOKENS.admin, "/v1/status");
+    expect(none.status).toBe(400);
+    expect(await none.json()).toMatchObject({ field: "query.org" });
+    for (const org of ["acme", "globex"]) {
+      const status = (await (await api(TOKENS.admin, `/v1/status?org=${org}`)).json()) as { org: string };
+      expect(status.org).toBe(org);
+    }
+    const view = await fetch(`${url}/v1/tasks/secret-plan`, {
+      headers: { Authorization: `Bearer ${TOKENS.admin}`, "Station-Org": "globex" },
+    });
+    expect(((await view.json()) as { result: TaskResult }).result.result).toBe("globex only");
+    expect((await api(TOKENS.admin, "/v1/status?org=initech")).status).toBe(404);
+  });
+});
