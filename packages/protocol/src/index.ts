@@ -108,6 +108,7 @@ export {
   resolveTask,
 } from "./task.js";
 export {
+  DEFAULT_ACK_WAIT_MS,
   ensureTaskConsumer,
   ensureTopology,
   resolveTopologyOptions,
