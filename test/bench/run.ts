@@ -18,6 +18,7 @@ import { cancel } from "./scenarios/cancel.js";
 import { eventStreaming } from "./scenarios/event-streaming.js";
 import { memory } from "./scenarios/memory.js";
 import { opencode } from "./scenarios/opencode.js";
+import { processes } from "./scenarios/processes.js";
 import { roundTrip } from "./scenarios/round-trip.js";
 import { sandbox } from "./scenarios/sandbox.js";
 import { throughput } from "./scenarios/throughput.js";
@@ -25,6 +26,7 @@ import { throughput } from "./scenarios/throughput.js";
 const SCENARIOS: Scenario[] = [
   roundTrip,
   throughput,
+  processes,
   eventStreaming,
   artifacts,
   opencode,
