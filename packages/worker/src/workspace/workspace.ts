@@ -1,15 +1,4 @@
-import {
-  cp,
-  lstat,
-  mkdir,
-  mkdtemp,
-  readFile,
-  readdir,
-  realpath,
-  rename,
-  rm,
-  writeFile,
-} from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readFile, readdir, realpath, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, sep } from "node:path";
 import type {
@@ -118,6 +107,15 @@ export interface FinishOutcome {
   reason: string;
 }
 
+/** A repository with one empty commit on `main`, held in memory (see WorkspaceManager.fromTemplate). */
+interface TemplateRepository {
+  head: string;
+  /** Directories under `.git`, relative. */
+  dirs: string[];
+  /** Files under `.git`, relative, with their content and permission bits. */
+  files: { path: string; data: Buffer; mode: number }[];
+}
+
 /** The record kept for each workspace, outside it, in `<base>/.station-meta/[<org>/]<name>.json`. */
 interface WorkspaceRecord {
   version: 1;
@@ -163,8 +161,8 @@ export class WorkspaceManager {
   private readonly credentials: GitCredentials;
   private readonly active = new Map<string, number>();
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** The repository new workspaces are copied from, made at the first one (see fromTemplate). */
-  private template: Promise<{ dir: string; head: string }> | undefined;
+  /** The repository new workspaces are written from, made at start or at the first one (see fromTemplate). */
+  private template: Promise<TemplateRepository> | undefined;
 
   constructor(options: string | WorkspaceManagerOptions) {
     this.options = typeof options === "string" ? { baseDir: options } : options;
@@ -520,16 +518,9 @@ export class WorkspaceManager {
     });
   }
 
-  /** Releases the git helper files (the askpass script) and the template repository. */
+  /** Releases the git helper files (the askpass script). */
   async close(): Promise<void> {
     await this.git.dispose();
-    const template = this.template;
-    this.template = undefined;
-    const dir = await template?.then(
-      (t) => t.dir,
-      () => undefined,
-    );
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   }
 
   private get defaultPolicy(): CleanupPolicy {
@@ -557,8 +548,8 @@ export class WorkspaceManager {
 
   /**
    * Makes `path` (a new, empty directory) a repository with an empty first commit on `main`, by
-   * copying the worker's template repository: no git process per workspace. Every new workspace
-   * of this worker starts at the same commit.
+   * writing the worker's template repository into it: no git process per workspace, a handful of
+   * small files. Every new workspace of this worker starts at the same commit.
    */
   private async fromTemplate(path: string, signal?: AbortSignal, logger?: Logger): Promise<RepoSummary> {
     // Made without the task's signal: other tasks may wait for it too.
@@ -569,11 +560,20 @@ export class WorkspaceManager {
       this.template = undefined;
       throw err;
     });
-    await cp(join(template.dir, ".git"), join(path, ".git"), { recursive: true, errorOnExist: true });
+    const gitDir = join(path, ".git");
+    await mkdir(gitDir);
+    await Promise.all(template.dirs.map((dir) => mkdir(join(gitDir, dir), { recursive: true })));
+    await Promise.all(
+      template.files.map((f) => writeFile(join(gitDir, f.path), f.data, { mode: f.mode, flag: "wx" })),
+    );
     return { head: template.head, branch: "main", dirty: false };
   }
 
-  private async makeTemplate(logger?: Logger): Promise<{ dir: string; head: string }> {
+  /**
+   * `git init` and an empty commit in a temporary directory, read into memory: what a repository
+   * needs (HEAD, config, refs, the commit and tree objects), without sample hooks, logs or index.
+   */
+  private async makeTemplate(logger?: Logger): Promise<TemplateRepository> {
     const dir = await mkdtemp(join(tmpdir(), "station-workspace-template-"));
     try {
       const c = { cwd: dir, ...(logger ? { logger } : {}) };
@@ -588,10 +588,22 @@ export class WorkspaceManager {
       );
       const head = await new RepoState(this.git, dir, undefined, logger).head();
       if (head === undefined) throw new WorkspaceError("the workspace template repository has no commit");
-      return { dir, head };
-    } catch (err) {
+      const gitDir = join(dir, ".git");
+      for (const extra of ["hooks", "info", "logs", "description", "index", "COMMIT_EDITMSG"]) {
+        await rm(join(gitDir, extra), { recursive: true, force: true });
+      }
+      const template: TemplateRepository = { head, dirs: [], files: [] };
+      for (const entry of await readdir(gitDir, { recursive: true, withFileTypes: true })) {
+        const path = relative(gitDir, join(entry.parentPath, entry.name));
+        if (entry.isDirectory()) template.dirs.push(path);
+        else if (entry.isFile()) {
+          const full = join(gitDir, path);
+          template.files.push({ path, data: await readFile(full), mode: (await lstat(full)).mode & 0o777 });
+        }
+      }
+      return template;
+    } finally {
       await rm(dir, { recursive: true, force: true });
-      throw err;
     }
   }
 
