@@ -38,7 +38,7 @@ export class RawWorkQueue {
     private readonly js: JetStreamClient,
     readonly stream: string,
     readonly subject: string,
-    private readonly replyPrefix: string,
+    readonly replyPrefix: string,
   ) {}
 
   /** Creates the stream and durable consumer and subscribes `client` to the replies. */

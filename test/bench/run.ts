@@ -19,6 +19,7 @@ import { eventStreaming } from "./scenarios/event-streaming.js";
 import { gateway } from "./scenarios/gateway.js";
 import { memory } from "./scenarios/memory.js";
 import { opencode } from "./scenarios/opencode.js";
+import { processes } from "./scenarios/processes.js";
 import { roundTrip } from "./scenarios/round-trip.js";
 import { sandbox } from "./scenarios/sandbox.js";
 import { throughput } from "./scenarios/throughput.js";
@@ -26,6 +27,7 @@ import { throughput } from "./scenarios/throughput.js";
 const SCENARIOS: Scenario[] = [
   roundTrip,
   throughput,
+  processes,
   eventStreaming,
   artifacts,
   opencode,

@@ -29,7 +29,9 @@ describe("station-coding org add while other orgs run tasks", () => {
       for (let i = 0; i < TASKS_PER_ORG; i += 1) {
         const handle = await dispatcher.submit({
           taskID: `${org}-${i}`,
-          prompt: script({ sleep: 150 }, { text: `${org} ${i}` }),
+          // Long enough that the 32 tasks (4 at a time: at least 12 s) outlast the CLI's reload;
+          // with 150 ms they could all finish before it, now that a task's own overhead is small.
+          prompt: script({ sleep: 1_500 }, { text: `${org} ${i}` }),
         });
         runs.push(handle.result());
       }

@@ -123,6 +123,7 @@ export {
   runningRecord,
 } from "./task-index.js";
 export {
+  DEFAULT_ACK_WAIT_MS,
   ensureTaskConsumer,
   ensureTopology,
   resolveTopologyOptions,

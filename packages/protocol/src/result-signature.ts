@@ -1,3 +1,5 @@
+import { createPrivateKey, sign as cryptoSign } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { fromPublic, fromSeed } from "@nats-io/nkeys";
 import type { KeyPair } from "@nats-io/nkeys";
 import type { MsgHdrs } from "@nats-io/transport-node";
@@ -17,7 +19,12 @@ const USER_PUBLIC_KEY = /^U[A-Z2-7]{55}$/;
  * the result subject (e.g. through a push consumer's unchecked deliver subject, nats-server#8274).
  */
 export class ResultSigner {
-  private constructor(private readonly pair: KeyPair) {}
+  /** The same key for node:crypto, which signs in microseconds where nkeys' JavaScript takes milliseconds. */
+  private readonly native: KeyObject | undefined;
+
+  private constructor(private readonly pair: KeyPair) {
+    this.native = nativeKey(pair);
+  }
 
   /** A signer from a user nkey seed (`SU…`). */
   static fromSeed(seed: string, what = "result signing key"): ResultSigner {
@@ -43,7 +50,41 @@ export class ResultSigner {
   /** Sets the signer and signature headers for `payload` on `headers`. */
   sign(payload: Uint8Array, headers: MsgHdrs): void {
     headers.set(RESULT_SIGNER_HEADER, this.publicKey);
-    headers.set(RESULT_SIGNATURE_HEADER, Buffer.from(this.pair.sign(payload)).toString("base64url"));
+    headers.set(RESULT_SIGNATURE_HEADER, Buffer.from(this.signature(payload)).toString("base64url"));
+  }
+
+  /** What signs: node:crypto, or nkeys' JavaScript when node:crypto cannot take the key. */
+  get engine(): "node:crypto" | "nkeys" {
+    return this.native ? "node:crypto" : "nkeys";
+  }
+
+  /** The Ed25519 signature of `payload` (the same bytes from node:crypto as from nkeys). */
+  signature(payload: Uint8Array): Uint8Array {
+    return this.native ? cryptoSign(null, payload, this.native) : this.pair.sign(payload);
+  }
+}
+
+/** DER prefix of a PKCS#8 Ed25519 private key, followed by the 32-byte seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+
+/**
+ * The pair's key as a node:crypto key, or undefined when it cannot be made or does not sign as the
+ * pair does (checked once on a probe: Ed25519 signatures are deterministic).
+ */
+function nativeKey(pair: KeyPair): KeyObject | undefined {
+  try {
+    // nkeys' pairs have getRawSeed, which its KeyPair interface does not list.
+    const raw = (pair as KeyPair & { getRawSeed?: () => Uint8Array }).getRawSeed?.();
+    if (raw?.length !== 32) return undefined;
+    const key = createPrivateKey({
+      key: Buffer.concat([ED25519_PKCS8_PREFIX, raw]),
+      format: "der",
+      type: "pkcs8",
+    });
+    const probe = new TextEncoder().encode("station-coding result signer probe");
+    return Buffer.from(cryptoSign(null, probe, key)).equals(Buffer.from(pair.sign(probe))) ? key : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -132,9 +132,17 @@ export function streamConfigs(
   ];
 }
 
+/**
+ * Default lease length and task consumer `ack_wait`, in ms. Short, so that the task of a worker
+ * that died (SIGKILL, a lost host) is redelivered within seconds; a live worker keeps its tasks
+ * alive every third of it (progress acks and lease renewals, lease-keepalive.ts). See
+ * docs/reliability.md, "Recovery from a dead worker".
+ */
+export const DEFAULT_ACK_WAIT_MS = 5_000;
+
 /** Durable pull consumer options for the task consumer. */
 export interface TaskConsumerOptions {
-  /** Lease length: a task not acked or kept alive within it is redelivered. @default 30_000 */
+  /** Lease length: a task not acked or kept alive within it is redelivered. @default DEFAULT_ACK_WAIT_MS (5 s) */
   ackWait?: number;
   /** In-flight cap across all workers of the namespace. @default 1000 */
   maxAckPending?: number;
@@ -151,7 +159,7 @@ export function taskConsumerConfig(names: CodingNames, options: TaskConsumerOpti
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     filter_subject: names.taskSubject,
-    ack_wait: nanos(options.ackWait ?? 30_000),
+    ack_wait: nanos(options.ackWait ?? DEFAULT_ACK_WAIT_MS),
     max_ack_pending: options.maxAckPending ?? 1000,
     max_deliver: options.maxDeliver ?? -1,
     max_waiting: 512,

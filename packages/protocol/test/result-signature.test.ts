@@ -1,4 +1,5 @@
-import { createUser } from "@nats-io/nkeys";
+import { randomBytes } from "node:crypto";
+import { createUser, fromPublic } from "@nats-io/nkeys";
 import { headers } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
 import {
@@ -19,6 +20,18 @@ function newSigner(): ResultSigner {
 
 describe("result signatures", () => {
   const payload = new TextEncoder().encode(JSON.stringify({ taskID: "t1", status: "completed" }));
+
+  it("signs with node:crypto, byte for byte as nkeys does, verifiable by nkeys", () => {
+    const pair = createUser();
+    const signer = ResultSigner.fromSeed(new TextDecoder().decode(pair.getSeed()));
+    expect(signer.engine).toBe("node:crypto");
+    for (const size of [0, 1, 100, 70_000]) {
+      const data = randomBytes(size);
+      const signature = signer.signature(data);
+      expect(Buffer.from(signature).toString("hex")).toBe(Buffer.from(pair.sign(data)).toString("hex"));
+      expect(fromPublic(signer.publicKey).verify(data, signature)).toBe(true);
+    }
+  });
 
   it("accepts a payload signed by a trusted key and refuses every change to it", () => {
     const signer = newSigner();

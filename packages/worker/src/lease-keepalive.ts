@@ -44,7 +44,10 @@ export class LeaseKeepAlive {
     );
   }
 
-  /** Stops renewing, once a renewal in flight is over: it would make the next compare-and-set of the lease fail. */
+  /**
+   * Stops renewing, once a renewal in flight is over: it would make the next compare-and-set of the
+   * lease fail. Calling it again is harmless.
+   */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.renewing;

@@ -5,6 +5,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { CodingNamesOptions, TopologyOptions } from "@station-coding/protocol";
 import {
   CleanupPolicy,
+  DEFAULT_ACK_WAIT_MS,
   ErrorCodes,
   MAX_TIMEOUT_MS,
   Name,
@@ -51,7 +52,10 @@ const RawOptions = z.object({
   concurrency: z.number().int().positive().max(1024).optional(),
   /** Tasks of one org run at once by this worker (shared workers). @default concurrency */
   perOrgConcurrency: z.number().int().positive().optional(),
-  /** Lease length (consumer ack_wait); kept alive while the task runs. @default "30s" */
+  /**
+   * Lease length (consumer ack_wait); kept alive every third of it while the task runs, so a dead
+   * worker's task is redelivered after about this long. @default "5s"
+   */
   ackWait: Duration.optional(),
   /** In-flight cap across all workers (consumer max_ack_pending). @default 1000 */
   maxAckPending: z.number().int().positive().optional(),
@@ -220,7 +224,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     }
     return parsed;
   };
-  const ackWait = ms("ackWait", o.ackWait, "30s");
+  const ackWait = ms("ackWait", o.ackWait, DEFAULT_ACK_WAIT_MS);
   if (ackWait < 1_000) {
     throw new ValidationError(
       "ackWait",

@@ -8,6 +8,12 @@ import type { PreparedWorkspace } from "./workspace/workspace.js";
 import { ArtifactError } from "./workspace/workspace-errors.js";
 
 /**
+ * How long collecting a finished task's changes waits for another task's command in the same
+ * workspace (the lease is kept alive meanwhile); past it the result carries no changes.
+ */
+const COLLECT_MAX_WAIT_MS = 10_000;
+
+/**
  * A task's objects in the namespace's object store: its staged inputs copied into the workspace,
  * and what it leaves behind: the patch of its changes, a snapshot on request, and artifacts the
  * driver or an oversized event or result stores.
@@ -53,7 +59,7 @@ export class TaskArtifacts {
     let changes: WorkspaceChanges | undefined;
     try {
       // The task's own calls are over; another task's in the same workspace may still run. The
-      // lease is no longer renewed here, so the wait is short; past it the result has no changes.
+      // lease is still renewed here, but the wait is bounded; past it the result has no changes.
       const collected = await exclusively(
         this.d.driver,
         workspace.path,
@@ -61,7 +67,7 @@ export class TaskArtifacts {
           changes: await this.d.workspaces.collectChanges(workspace),
           snapshot: task.snapshot ? await this.d.workspaces.snapshot(workspace) : undefined,
         }),
-        { maxWait: Math.floor(this.d.options.ackWait / 3) },
+        { maxWait: COLLECT_MAX_WAIT_MS },
       );
       changes = collected.changes;
       if (changes.patch) {

@@ -23,6 +23,7 @@ import { RetriesExhaustedError, ShutdownError } from "./errors.js";
 import type { EventPublisher } from "./event-publisher.js";
 import type { HeldLease, HeldLock } from "./lease.js";
 import { LeaseLostError } from "./lease.js";
+import type { LeaseKeepAlive } from "./lease-keepalive.js";
 import type { ResolvedWorkerOptions } from "./options.js";
 import type { ResultPublisher } from "./result-publisher.js";
 import type { RunnerDeps } from "./runner-deps.js";
@@ -88,6 +89,11 @@ export interface FinishedRun {
   delivery: TaskDeliveries;
   lease: HeldLease;
   lock: HeldLock | undefined;
+  /**
+   * Still renewing the lease and the session lock and sending progress acks: each path stops it
+   * before it writes the lease (a renewal in flight would fail that compare-and-set).
+   */
+  keepAlive: LeaseKeepAlive;
   span: Span;
   publisher: EventPublisher;
   emit: (event: EventDraft) => void;
@@ -158,19 +164,32 @@ export class TaskOutcomes {
   }
 
   /** Lost lease: someone else runs the task now; publish nothing more. */
-  private async abandon({ publisher, run, span, log }: FinishedRun, error: LeaseLostError): Promise<void> {
+  private async abandon(
+    { publisher, run, span, log, keepAlive }: FinishedRun,
+    error: LeaseLostError,
+  ): Promise<void> {
     log.warn({ error: error.message }, "lost the lease; abandoning the task without a result");
+    await keepAlive.stop();
     publisher.close();
     if (run.workspace) await this.d.workspaces.release(run.workspace).catch(() => undefined);
     span.setStatus({ code: SpanStatusCode.ERROR, message: error.message }).end();
   }
 
   /** Shutdown: the attempt is given back and the task redelivered, to this or another worker. */
-  private async handBack({ publisher, run, span, log, lease, delivery }: FinishedRun): Promise<void> {
+  private async handBack({
+    publisher,
+    run,
+    span,
+    log,
+    lease,
+    delivery,
+    keepAlive,
+  }: FinishedRun): Promise<void> {
     log.info("handing the task back for redelivery (shutdown)");
     publisher.close();
     if (run.workspace) await this.d.workspaces.release(run.workspace).catch(() => undefined);
     await publisher.flush();
+    await keepAlive.stop();
     await this.d.leases.settle(lease, "released").catch(() => undefined);
     delivery.nak();
     span.end();
@@ -178,10 +197,11 @@ export class TaskOutcomes {
 
   /** A retryable failure with attempts left: the attempt is recorded and the task redelivered after `delay`. */
   private async retry(f: FinishedRun, wire: WireError, delay: number): Promise<void> {
-    const { publisher, run, span, log, lease, delivery, attempt } = f;
+    const { publisher, run, span, log, lease, delivery, attempt, keepAlive } = f;
     log.warn({ error: wire.error, attempt, delay }, "retryable failure; retrying later");
     await publisher.flush();
     if (run.workspace) await this.d.workspaces.release(run.workspace).catch(() => undefined);
+    await keepAlive.stop();
     try {
       await this.d.leases.settle(lease, "failed", wire.error);
       delivery.nak(delay);
@@ -197,7 +217,7 @@ export class TaskOutcomes {
    * attempt is dead-lettered; one that failed for good is terminated, any other acknowledged.
    */
   private async finish(f: FinishedRun, status: TaskStatus, wire: WireError | undefined): Promise<void> {
-    const { delivery, lease, lock, span, publisher, emit, run, attempt, log } = f;
+    const { delivery, lease, lock, keepAlive, span, publisher, emit, run, attempt, log } = f;
     const { task, workspace, session, output } = run;
     const { leases } = this.d;
     const { changes, artifacts } = await this.artifacts.collectOutputs(task, workspace, emit, log);
@@ -265,6 +285,7 @@ export class TaskOutcomes {
       );
     }
     await publisher.flush();
+    await keepAlive.stop();
     // "publishing" first (compare-and-set: only the lease's owner publishes), "done" only once the
     // result is stored: a worker that dies in between leaves a lease the next delivery resolves
     // by looking for this result, so the task is neither lost nor run twice.
@@ -278,6 +299,13 @@ export class TaskOutcomes {
     // The session is free once its state is recorded: a follow-up task need not wait for the ack.
     if (lock)
       await leases.unlockSession(lock).catch((err: unknown) => log.warn({ err }, "session unlock failed"));
+    // Progress acks while the result is published (its retries can outlast ack_wait): no other
+    // worker gets the message meanwhile; if this one dies, the redelivery finds the lease
+    // `publishing` and looks for the result.
+    const progress = setInterval(
+      () => delivery.working(),
+      Math.max(250, Math.floor(this.d.options.ackWait / 3)),
+    );
     try {
       await this.results.publish(result, lease.value.generation ?? 0, log);
     } catch (err) {
@@ -294,6 +322,8 @@ export class TaskOutcomes {
       span.setStatus({ code: SpanStatusCode.ERROR, message: reason }).end();
       await this.terminate(delivery, reason);
       return;
+    } finally {
+      clearInterval(progress);
     }
     await leases
       .settle(lease, "done", wire?.error)

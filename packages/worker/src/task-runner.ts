@@ -204,20 +204,26 @@ export class TaskRunner {
       failure = signal.aborted ? signal.reason : err;
     } finally {
       clearTimeout(timer);
+    }
+    // The keep-alive goes on while the outcome collects the run's outputs (git, object store): the
+    // outcome stops it before its first write of the lease. Stopping here too covers a throw.
+    try {
+      await this.outcomes.settle({
+        delivery,
+        lease,
+        lock,
+        keepAlive,
+        span,
+        publisher,
+        emit,
+        run,
+        failure,
+        attempt,
+        startedAt,
+        log,
+      });
+    } finally {
       await keepAlive.stop();
     }
-    await this.outcomes.settle({
-      delivery,
-      lease,
-      lock,
-      span,
-      publisher,
-      emit,
-      run,
-      failure,
-      attempt,
-      startedAt,
-      log,
-    });
   }
 }

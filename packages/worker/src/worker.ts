@@ -227,6 +227,9 @@ export class CodingWorker {
       logger: this.logger.child({ component: "workspaces" }),
     });
     this.workspaces = workspaces;
+    await workspaces
+      .warmUp()
+      .catch((err: unknown) => this.logger.warn({ err }, "could not make the workspace template repository"));
     if (options.workspaceMaxAge > 0) {
       this.sweepTimer = setInterval(
         () => {

@@ -3,7 +3,7 @@
 // changes, commits, pushes and pulls in it with a token in hand. Each planted command would create a
 // file outside the workspace; none may appear, and every operation still works.
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GitServer, git, tempDir } from "@station-coding/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -168,6 +168,42 @@ describe("the worker's git runs nothing a workspace configures", () => {
       await m.close();
     }
   }, 60_000);
+
+  it("keeps git on the workspace when its config names another work tree (core.worktree)", async () => {
+    const m = new WorkspaceManager({ baseDir: base });
+    try {
+      const other = await tempDir("other-tree");
+      await writeFile(join(other, "tenant-secret.txt"), "tenant secret\n");
+      const ws = await m.prepare(makeTask(), undefined, () => undefined);
+      await git(ws.path, "config", "core.worktree", other);
+      await writeFile(join(ws.path, "mine.txt"), "mine\n");
+      const changes = await m.collectChanges(ws);
+      expect(changes.files.map((f) => f.path)).toEqual(["mine.txt"]);
+      expect(Buffer.from(changes.patch ?? []).toString()).not.toContain("tenant secret");
+      await rm(other, { recursive: true, force: true });
+    } finally {
+      await m.close();
+    }
+  });
+
+  it("overrides a command-running key whatever case its section is written in", async () => {
+    const m = new WorkspaceManager({ baseDir: base });
+    try {
+      const ws = await m.prepare(makeTask(), undefined, () => undefined);
+      const config = join(ws.path, ".git", "config");
+      await writeFile(
+        config,
+        `${await readFile(config, "utf8")}[FILTER "evil"]\n\tclean = ${mark("upper-filter")}\n`,
+      );
+      await writeFile(join(ws.path, ".gitattributes"), "* filter=evil\n");
+      await writeFile(join(ws.path, "a.txt"), "a\n");
+      const changes = await m.collectChanges(ws);
+      expect(changes.files.map((f) => f.path).sort()).toEqual([".gitattributes", "a.txt"]);
+      expect(await readdir(outside)).toEqual([]);
+    } finally {
+      await m.close();
+    }
+  });
 
   it("ignores a .git file that points at another repository", async () => {
     const m = new WorkspaceManager({ baseDir: base });

@@ -235,7 +235,10 @@ describe("RepoState.summary (one git status for head, branch and dirty)", () => 
     await rm(join(dir, "new file.txt"));
     const first = await commitFiles(dir, { "a.txt": "a\n".repeat(20) }, "first");
     expect(await repo.summary()).toEqual({ head: first, branch: "trunk", dirty: false });
-    expect(await repo.gitDirIfTop()).toBe(join(dir, ".git"));
+    expect(await repo.pinned()).toMatchObject({
+      gitDir: join(dir, ".git"),
+      summary: { head: first, dirty: false },
+    });
     await git(dir, "mv", "a.txt", "b\ttab.txt");
     expect(await repo.summary()).toEqual({ head: first, branch: "trunk", dirty: true });
     await git(dir, "commit", "--quiet", "-m", "rename");
@@ -244,8 +247,10 @@ describe("RepoState.summary (one git status for head, branch and dirty)", () => 
     expect(await repo.summary()).toEqual({ head: first, branch: undefined, dirty: false });
     await git(dir, "checkout", "--quiet", "trunk");
     expect((await repo.summary()).head).toBe(second);
-    // A directory inside a repository is not the top of one.
+    // A directory inside a repository is not the top of one, nor is a .git directory without a repository.
     await mkdir(join(dir, "sub"));
-    expect(await new RepoState(new Git(), join(dir, "sub")).gitDirIfTop()).toBeUndefined();
+    expect(await new RepoState(new Git(), join(dir, "sub")).pinned()).toBeUndefined();
+    await mkdir(join(dir, "sub", ".git"));
+    expect(await new RepoState(new Git(), join(dir, "sub")).pinned()).toBeUndefined();
   });
 });

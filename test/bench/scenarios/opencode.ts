@@ -54,7 +54,7 @@ async function phases(env: BenchEnv, dispatcher: CodingDispatcher, runs: SystemR
     runs.map((r) => r.taskID),
   );
   const rows: [string, number[]][] = [
-    ["submit -> prompt_sent (pickup, workspace with git init, opencode session create)", []],
+    ["submit -> prompt_sent (pickup, workspace from the template repository, opencode session create)", []],
     ["prompt_sent -> last agent event (the model turn as OpenCode streams it)", []],
     ["last agent event -> patch artifact (turn-end detection, session export, collect changes)", []],
     ["patch artifact -> dispatcher has the result (session record, lease, publish result)", []],

@@ -49,7 +49,10 @@ async function phases(env: BenchEnv, dispatcher: CodingDispatcher, timelines: Ti
   const rows: [string, number[]][] = [
     ["submit (validate, publish, PubAck)", []],
     ["queued -> task_started (pull, result/cancel lookups, lease, session lock, last event seq)", []],
-    ["task_started -> workspace_created (session lookup, workspace dir, git init + commit, git state)", []],
+    [
+      "task_started -> workspace_created (session lookup, workspace dir, repository from the template or git state)",
+      [],
+    ],
     ["workspace_created -> prompt_sent (open the agent session)", []],
     ["prompt_sent -> result built (driver, collect changes with git, session record)", []],
     ["result built -> dispatcher has it (flush events, settle lease, publish result)", []],

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
-import { realpath } from "node:fs/promises";
-import { dirname } from "node:path";
+import { lstat, readFile, realpath } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { Logger } from "pino";
 import type { GitToken } from "./git-credentials.js";
 import { Askpass } from "./git-credentials.js";
@@ -117,6 +117,36 @@ export function commandOverrides(keys: readonly string[]): string[] {
     if (rule && !/[\n=]/.test(key)) out.push("-c", `${key}=${rule[1]}`);
   }
   return out;
+}
+
+/**
+ * Words one of which any config that sets a {@link COMMAND_KEYS} key, includes another file or
+ * adds a per-worktree config must contain (section names are matched case-insensitively and
+ * cannot be escaped).
+ */
+const COMMAND_CONFIG_WORDS = /filter|diff|merge|remote|credential|pager|include|worktree/i;
+
+/**
+ * Whether the repository at `gitDir` reads only its own `config` file and that file cannot set a
+ * key that runs a command, so `git config --list` need not be started to find out. Anything else
+ * (a `.git` file or link, a `commondir`, an unreadable config, one of the words above) says no,
+ * and the caller asks git. The file may change between this read and the git call, as it may
+ * after `git config --list`: the window is the same as before this check.
+ */
+export async function configRunsNothing(gitDir: string): Promise<boolean> {
+  try {
+    if (!(await lstat(gitDir)).isDirectory()) return false;
+    const commondir = await lstat(join(gitDir, "commondir")).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => err.code !== "ENOENT",
+    );
+    if (commondir) return false;
+    const config = await lstat(join(gitDir, "config"));
+    if (!config.isFile() || config.size > 64 * 1024) return false;
+    return !COMMAND_CONFIG_WORDS.test(await readFile(join(gitDir, "config"), "utf8"));
+  } catch {
+    return false;
+  }
 }
 
 const STDERR_LIMIT = 64 * 1024;
@@ -305,13 +335,16 @@ export class Git {
 
   /**
    * The `-c` overrides for the command-running keys the repository at `cwd` configures (its own
-   * config and what that includes; `git config --list` runs nothing). None outside a repository.
+   * config and what that includes; `git config --list` runs nothing). None outside a repository,
+   * and none, without starting git, for a repository whose config cannot name such a key (see
+   * {@link configRunsNothing}).
    */
   private async repoOverrides(
     cwd: string,
     env: Record<string, string>,
     signal: AbortSignal | undefined,
   ): Promise<string[]> {
+    if (await configRunsNothing(env.GIT_DIR ?? join(cwd, ".git"))) return [];
     const out = await new Promise<string>((resolve) => {
       const child = spawn(
         this.options.binary ?? "git",
@@ -495,6 +528,15 @@ export interface RepoSummary {
   dirty: boolean;
 }
 
+/** A repository found by {@link RepoState.pinned}. */
+export interface PinnedRepo {
+  /** `<cwd>/.git`. */
+  gitDir: string;
+  /** `GIT_DIR` and `GIT_WORK_TREE` for further calls about this repository. */
+  env: Record<string, string>;
+  summary: RepoSummary;
+}
+
 /** Parses `git status --porcelain=v2 --branch -z`. */
 export function parseStatusV2(output: string): RepoSummary {
   const summary: RepoSummary = { head: undefined, branch: undefined, dirty: false };
@@ -532,20 +574,28 @@ export class RepoState {
   }
 
   /**
-   * The repository's absolute git directory when `cwd` is the top of its working tree, else
-   * undefined (one `git rev-parse` for what `isRepo` and `rev-parse --absolute-git-dir` tell).
+   * The repository at `cwd` and its state, from one `git status`, when `cwd/.git` is a directory
+   * (not a link, not a `.git` file pointing elsewhere) that holds a repository; else undefined.
+   * `env` pins the repository and its working tree (`GIT_DIR`, `GIT_WORK_TREE`, which beat the
+   * repository's `core.worktree`): use it for every further call about this state.
    */
-  async gitDirIfTop(): Promise<string | undefined> {
+  async pinned(): Promise<PinnedRepo | undefined> {
+    const gitDir = join(this.cwd, ".git");
     try {
-      const out = await this.git.text(["rev-parse", "--show-toplevel", "--absolute-git-dir"], this.call());
-      const [top, gitDir] = out.split("\n");
-      // A `.git` file may point anywhere (another tenant's repository): only a git directory that
-      // really lies inside the working tree counts.
-      return top && gitDir && (await samePath(top, this.cwd)) && (await within(this.cwd, gitDir))
-        ? gitDir
-        : undefined;
+      if (!(await lstat(gitDir)).isDirectory()) return undefined;
     } catch {
       return undefined;
+    }
+    const env = { GIT_DIR: gitDir, GIT_WORK_TREE: this.cwd };
+    try {
+      const out = await this.git.run(
+        ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal"],
+        { ...this.call(), env },
+      );
+      return { gitDir, env, summary: parseStatusV2(out.stdout.toString("utf8")) };
+    } catch (err) {
+      if (err instanceof GitError && err.reason === "repository-not-found") return undefined;
+      throw err;
     }
   }
 
@@ -611,15 +661,6 @@ export class RepoState {
       ...(this.signal ? { signal: this.signal } : {}),
       ...(this.logger ? { logger: this.logger } : {}),
     };
-  }
-}
-
-async function within(base: string, path: string): Promise<boolean> {
-  try {
-    const [b, p] = await Promise.all([realpath(base), realpath(path)]);
-    return p.startsWith(`${b}/`);
-  } catch {
-    return false;
   }
 }
 

@@ -46,19 +46,24 @@ export async function collectChanges(
   options: CollectChangesOptions,
 ): Promise<WorkspaceChanges> {
   const { git, signal } = options;
-  const repo = new RepoState(git, dir, signal);
-  const gitDir = await repo.gitDirIfTop();
-  if (gitDir === undefined) return { files: [], commits: [] };
-  const c: GitCall = { cwd: dir, ...(signal ? { signal } : {}) };
+  // One `git status` for the state; git is pinned to `<dir>/.git` and `dir` from here on.
+  const repo = await new RepoState(git, dir, signal).pinned();
+  if (repo === undefined) return { files: [], commits: [] };
+  const { gitDir } = repo;
+  const c: GitCall = { cwd: dir, env: repo.env, ...(signal ? { signal } : {}) };
   // Nothing below touches the real index, HEAD or the working tree: this state holds throughout.
-  const { head, branch, dirty } = await repo.summary();
+  const { head, branch, dirty } = repo.summary;
   const start = startCommit ?? head ?? EMPTY_TREE;
+  // A clean tree at the start commit has nothing to diff: no further git process.
+  if (!dirty && start === (head ?? EMPTY_TREE)) {
+    return { files: [], commits: [], git: { branch: branch ?? "HEAD", commit: head ?? "", dirty } };
+  }
   const tmp = await mkdtemp(join(tmpdir(), "station-index-"));
   try {
     const indexFile = join(tmp, "index");
     // Seeding from the real index keeps git's stat cache, so unchanged files are not re-hashed.
     await copyFile(join(gitDir, "index"), indexFile).catch(() => undefined);
-    const withIndex: GitCall = { ...c, env: { GIT_INDEX_FILE: indexFile } };
+    const withIndex: GitCall = { ...c, env: { ...repo.env, GIT_INDEX_FILE: indexFile } };
     await git.run(["add", "--all", "--", "."], { ...withIndex, what: "git add -A (temporary index)" });
     const tree = await git.text(["write-tree"], withIndex);
 

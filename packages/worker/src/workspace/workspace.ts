@@ -1,4 +1,4 @@
-import { lstat, mkdir, readFile, readdir, realpath, rename, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readFile, readdir, realpath, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, sep } from "node:path";
 import type {
@@ -14,7 +14,7 @@ import { validateName } from "@station-coding/protocol";
 import type { Logger } from "pino";
 import type { WorkspaceChanges } from "./changes.js";
 import { collectChanges } from "./changes.js";
-import type { GitRunnerOptions } from "../git/git.js";
+import type { GitRunnerOptions, RepoSummary } from "../git/git.js";
 import { Git, RepoState } from "../git/git.js";
 import type { GitCredentialOptions, SecretLookup } from "../git/git-credentials.js";
 import { GitCredentials } from "../git/git-credentials.js";
@@ -62,8 +62,8 @@ export interface WorkspaceManagerOptions {
   redactor?: SecretRedactor;
   logger?: Logger;
   /**
-   * `git init` a new workspace that has no repository, with an empty first commit, so that its
-   * changes can always be collected as a patch. @default true
+   * Give a new workspace that has no repository one with an empty first commit (copied from a
+   * template), so that its changes can always be collected as a patch. @default true
    */
   initRepositories?: boolean;
   /** Largest total size of staged inputs. @default 64 MiB */
@@ -107,6 +107,15 @@ export interface FinishOutcome {
   reason: string;
 }
 
+/** A repository with one empty commit on `main`, held in memory (see WorkspaceManager.fromTemplate). */
+interface TemplateRepository {
+  head: string;
+  /** Directories under `.git`, relative. */
+  dirs: string[];
+  /** Files under `.git`, relative, with their content and permission bits. */
+  files: { path: string; data: Buffer; mode: number }[];
+}
+
 /** The record kept for each workspace, outside it, in `<base>/.station-meta/[<org>/]<name>.json`. */
 interface WorkspaceRecord {
   version: 1;
@@ -139,8 +148,9 @@ export function defaultWorkspaceDir(): string {
  *
  * Names are validated, and every directory on the way is checked so that the real path (after
  * symbolic links) stays inside the base: nothing outside it is created, written or deleted.
- * A workspace with `workspace.git` is cloned (then fast-forwarded on reuse); one without is
- * `git init`-ed with an empty first commit so its changes can always be collected.
+ * A workspace with `workspace.git` is cloned (then fast-forwarded on reuse); one without gets a
+ * repository with an empty first commit (a copy of a template made once) so its changes can always
+ * be collected.
  * A small record per workspace (scope, cleanup policy, clone URL, last use) lives outside the
  * workspace in `<base>/.station-meta/`, so it never shows up as a change.
  */
@@ -151,6 +161,8 @@ export class WorkspaceManager {
   private readonly credentials: GitCredentials;
   private readonly active = new Map<string, number>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** The repository new workspaces are written from, made at start or at the first one (see fromTemplate). */
+  private template: Promise<TemplateRepository> | undefined;
 
   constructor(options: string | WorkspaceManagerOptions) {
     this.options = typeof options === "string" ? { baseDir: options } : options;
@@ -236,9 +248,10 @@ export class WorkspaceManager {
       this.active.set(path, (this.active.get(path) ?? 0) + 1);
       try {
         const repo = new RepoState(this.git, path, signal, log);
-        let isRepo = await repo.isRepo();
         let state: SyncState = {};
+        let summary: RepoSummary | undefined;
         if (syncGit) {
+          let isRepo = await repo.isRepo();
           const token = await this.credentials.resolve(spec, org);
           const ctx = {
             git: this.git,
@@ -267,11 +280,15 @@ export class WorkspaceManager {
             }
             state = await updateRepository(path, ctx);
           }
-        } else if (!isRepo && created && this.options.initRepositories !== false && task.op !== "close") {
-          await this.initRepository(path, signal, log);
-          isRepo = true;
+          summary = isRepo ? await repo.summary() : undefined;
+        } else if (created) {
+          // A new, empty directory: a copy of the template repository, in the state it was made in.
+          if (this.options.initRepositories !== false && task.op !== "close") {
+            summary = await this.fromTemplate(path, signal, log);
+          }
+        } else {
+          summary = (await repo.pinned())?.summary;
         }
-        const summary = isRepo ? await repo.summary() : undefined;
         const startCommit = summary?.head;
         const branch = summary?.branch;
         const dirty = summary?.dirty;
@@ -489,6 +506,18 @@ export class WorkspaceManager {
     });
   }
 
+  /**
+   * Makes the template repository new workspaces are copied from, so that the first task does not
+   * wait for it. Rejects when git cannot make it (the first new workspace tries again).
+   */
+  async warmUp(): Promise<void> {
+    this.template ??= this.makeTemplate(this.options.logger);
+    await this.template.catch((err: unknown) => {
+      this.template = undefined;
+      throw err;
+    });
+  }
+
   /** Releases the git helper files (the askpass script). */
   async close(): Promise<void> {
     await this.git.dispose();
@@ -517,17 +546,65 @@ export class WorkspaceManager {
       checkSparsePath(`workspace.git.sparse[${i}]`, path);
   }
 
-  private async initRepository(path: string, signal?: AbortSignal, logger?: Logger): Promise<void> {
-    const c = { cwd: path, ...(signal ? { signal } : {}), ...(logger ? { logger } : {}) };
-    await this.git.run(["init", "--quiet", "--initial-branch=main"], c);
-    const { name, email } = this.author;
-    await this.git.run(
-      [
-        ...["-c", `user.name=${name}`, "-c", `user.email=${email}`],
-        ...["commit", "--quiet", "--allow-empty", "--no-verify", "-m", "station-coding: new workspace"],
-      ],
-      c,
+  /**
+   * Makes `path` (a new, empty directory) a repository with an empty first commit on `main`, by
+   * writing the worker's template repository into it: no git process per workspace, a handful of
+   * small files. Every new workspace of this worker starts at the same commit.
+   */
+  private async fromTemplate(path: string, signal?: AbortSignal, logger?: Logger): Promise<RepoSummary> {
+    // Made without the task's signal: other tasks may wait for it too.
+    this.template ??= this.makeTemplate(logger);
+    signal?.throwIfAborted();
+    const template = await this.template.catch((err: unknown) => {
+      // A failure must not stick: the next workspace tries again.
+      this.template = undefined;
+      throw err;
+    });
+    const gitDir = join(path, ".git");
+    await mkdir(gitDir);
+    await Promise.all(template.dirs.map((dir) => mkdir(join(gitDir, dir), { recursive: true })));
+    await Promise.all(
+      template.files.map((f) => writeFile(join(gitDir, f.path), f.data, { mode: f.mode, flag: "wx" })),
     );
+    return { head: template.head, branch: "main", dirty: false };
+  }
+
+  /**
+   * `git init` and an empty commit in a temporary directory, read into memory: what a repository
+   * needs (HEAD, config, refs, the commit and tree objects), without sample hooks, logs or index.
+   */
+  private async makeTemplate(logger?: Logger): Promise<TemplateRepository> {
+    const dir = await mkdtemp(join(tmpdir(), "station-workspace-template-"));
+    try {
+      const c = { cwd: dir, ...(logger ? { logger } : {}) };
+      await this.git.run(["init", "--quiet", "--initial-branch=main"], c);
+      const { name, email } = this.author;
+      await this.git.run(
+        [
+          ...["-c", `user.name=${name}`, "-c", `user.email=${email}`],
+          ...["commit", "--quiet", "--allow-empty", "--no-verify", "-m", "station-coding: new workspace"],
+        ],
+        c,
+      );
+      const head = await new RepoState(this.git, dir, undefined, logger).head();
+      if (head === undefined) throw new WorkspaceError("the workspace template repository has no commit");
+      const gitDir = join(dir, ".git");
+      for (const extra of ["hooks", "info", "logs", "description", "index", "COMMIT_EDITMSG"]) {
+        await rm(join(gitDir, extra), { recursive: true, force: true });
+      }
+      const template: TemplateRepository = { head, dirs: [], files: [] };
+      for (const entry of await readdir(gitDir, { recursive: true, withFileTypes: true })) {
+        const path = relative(gitDir, join(entry.parentPath, entry.name));
+        if (entry.isDirectory()) template.dirs.push(path);
+        else if (entry.isFile()) {
+          const full = join(gitDir, path);
+          template.files.push({ path, data: await readFile(full), mode: (await lstat(full)).mode & 0o777 });
+        }
+      }
+      return template;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   private unmark(path: string): void {
