@@ -5,6 +5,7 @@ import type { ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { trackChild } from "@station-coding/testkit";
 import { within } from "./bench-env.js";
 
 const TSCONFIG = fileURLToPath(new URL("./tsconfig.json", import.meta.url));
@@ -43,6 +44,8 @@ export class TsChild {
       env: { ...process.env, TSX_TSCONFIG_PATH: TSCONFIG },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    // Killed when the run exits, also when a scenario ran past its limit and was left running.
+    proc.once("exit", trackChild(proc));
     return new TsChild(proc);
   }
 

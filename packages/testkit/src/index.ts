@@ -11,6 +11,7 @@ export { ScriptedModelServer } from "./model-server.js";
 export { NatsCluster } from "./nats-cluster.js";
 export { NatsServer } from "./nats-server.js";
 export { NatsServerError } from "./nats-server-error.js";
+export { trackChild } from "./process-reaper.js";
 export { lastUserText, selectScenario, stepIndex, workdirFromMessages } from "./scenario.js";
 export {
   createFileScenario,
