@@ -66,7 +66,14 @@ describe("worker /metrics and /healthz", () => {
     });
     await waitResult(env, "ok");
     await waitResult(env, "bad");
-    const text = (await get(`${base}/metrics`)).body;
+    // A slot is given back once the task's lease is settled, a moment after its result.
+    const text = await waitFor(
+      async () => {
+        const body = (await get(`${base}/metrics`)).body;
+        return slots(body, "busy") === 1 && body;
+      },
+      { message: "the finished tasks' slots given back, the slow one still busy" },
+    );
     const labels = { worker: worker.workerID, org: "" };
     expect(sample(text, "station_coding_tasks_total", { ...labels, status: "completed" })).toBe(1);
     expect(sample(text, "station_coding_tasks_total", { ...labels, status: "error" })).toBe(1);

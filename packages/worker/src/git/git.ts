@@ -341,15 +341,21 @@ export class Git {
    */
   private async repoOverrides(
     cwd: string,
-    env: Record<string, string>,
+    gitEnv: Record<string, string>,
     signal: AbortSignal | undefined,
   ): Promise<string[]> {
-    if (await configRunsNothing(env.GIT_DIR ?? join(cwd, ".git"))) return [];
+    if (await configRunsNothing(gitEnv.GIT_DIR ?? join(cwd, ".git"))) return [];
     const out = await new Promise<string>((resolve) => {
       const child = spawn(
         this.options.binary ?? "git",
         [...this.baseArgs, "config", "--list", "--name-only", "-z"],
-        { cwd, env, stdio: ["ignore", "pipe", "ignore"], ...(signal ? { signal } : {}), timeout: 10_000 },
+        {
+          cwd,
+          env: gitEnv,
+          stdio: ["ignore", "pipe", "ignore"],
+          ...(signal ? { signal } : {}),
+          timeout: 10_000,
+        },
       );
       let text = "";
       child.stdout.setEncoding("utf8");
