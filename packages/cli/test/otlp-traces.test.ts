@@ -1,7 +1,8 @@
 // Traces leave the shipped binaries: the built `station-coding worker` (real OpenCode, scripted
 // model) and `station-coding submit` as child processes, exporting over OTLP/HTTP (JSON) to a
 // small receiver on loopback. One trace must run from the submit's span through the worker's task
-// span to its tool call.
+// span to its tool call; and, through `station-coding serve`, from an HTTP caller's traceparent
+// through the gateway's server and dispatch spans to the worker's.
 import { createServer } from "node:http";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -102,6 +103,11 @@ let receiver: Awaited<ReturnType<typeof startReceiver>>;
 let dir: string;
 let cli: Cli;
 let worker: CliProcess | undefined;
+const otelEnv = () => ({
+  OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+  OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+  TMPDIR: join(dir, "tmp"),
+});
 
 beforeAll(async () => {
   dir = await tempDir("otlp");
@@ -121,22 +127,24 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/** The built `station-coding worker` with the scripted model, exporting to the receiver. */
+async function startWorker(env: Record<string, string>): Promise<CliProcess> {
+  const started = cli.spawn(
+    ["worker", "--workspace-dir", join(dir, "workspaces"), "--opencode-config", join(dir, "opencode.json")],
+    { env },
+  );
+  await waitFor(() => /running \(opencode at/.test(started.stderr) || started.child.exitCode !== null, {
+    timeout: 60_000,
+    message: "the worker to start",
+  });
+  expect(started.child.exitCode, started.stderr).toBeNull();
+  return started;
+}
+
 describe("OTLP trace export from the shipped binaries", () => {
   it("exports one trace from `submit` through the worker's task span to its tool call", async () => {
-    const otel = {
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-      TMPDIR: join(dir, "tmp"),
-    };
-    worker = cli.spawn(
-      ["worker", "--workspace-dir", join(dir, "workspaces"), "--opencode-config", join(dir, "opencode.json")],
-      { env: otel },
-    );
-    await waitFor(() => /running \(opencode at/.test(worker!.stderr) || worker!.child.exitCode !== null, {
-      timeout: 60_000,
-      message: "the worker to start",
-    });
-    expect(worker.child.exitCode, worker.stderr).toBeNull();
+    const otel = otelEnv();
+    worker = await startWorker(otel);
 
     const taskID = uniqueName("traced");
     const submit = await cli.run(["submit", "create hello.txt", "--task-id", taskID], {
@@ -168,5 +176,58 @@ describe("OTLP trace export from the shipped binaries", () => {
     );
     expect(tool).toMatchObject({ service: "station-coding-worker", parentSpanId: task!.spanId });
     expect(receiver.contentTypes.every((t) => t.startsWith("application/json"))).toBe(true);
+  });
+  it("exports one trace from the caller's request through `serve` and the worker to its tool call", async () => {
+    const otel = otelEnv();
+    const token = "gateway-trace-token";
+    worker = await startWorker(otel);
+    const serve = cli.spawn(["serve", "--listen", "127.0.0.1:0"], {
+      env: { ...otel, STATION_GATEWAY_TOKEN: token },
+    });
+    const base = await waitFor(
+      () => {
+        if (serve.child.exitCode !== null) throw new Error(`serve exited:\n${serve.stderr}`);
+        return /listening on (http:\/\/\S+)/.exec(serve.stdout)?.[1];
+      },
+      { timeout: 30_000, message: "station-coding serve to listen" },
+    );
+
+    // The caller's own trace: its span is the parent of the gateway's server span.
+    const callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const callerSpan = "00f067aa0ba902b7";
+    const taskID = uniqueName("gateway-traced");
+    const headers = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
+    const submitted = await fetch(`${base}/v1/tasks`, {
+      method: "POST",
+      headers: { ...headers, traceparent: `00-${callerTrace}-${callerSpan}-01` },
+      body: JSON.stringify({ taskID, prompt: "create hello.txt" }),
+    });
+    expect(submitted.status, await submitted.clone().text()).toBe(202);
+    const result = await waitFor(
+      async () => {
+        const res = await fetch(`${base}/v1/tasks/${taskID}/result?wait=5s`, { headers });
+        return res.status === 200 ? ((await res.json()) as { status: string }) : undefined;
+      },
+      { timeout: 60_000, message: "the task's result over HTTP" },
+    );
+    expect(result.status).toBe("completed");
+
+    // SIGTERM both: each exports its last spans before it exits.
+    serve.child.kill("SIGTERM");
+    worker.child.kill("SIGTERM");
+    expect((await serve.wait(30_000)).code, serve.stderr).toBe(0);
+    expect((await worker.wait(30_000)).code, worker.stderr).toBe(0);
+
+    const inTrace = receiver.spans.filter((s) => s.traceId === callerTrace);
+    const server = inTrace.find((s) => s.name === "POST /v1/tasks");
+    expect(server).toMatchObject({ service: "station-coding-gateway", parentSpanId: callerSpan });
+    const dispatch = inTrace.find(
+      (s) => s.name === "station.dispatch" && s.attributes["station.task_id"] === taskID,
+    );
+    expect(dispatch).toMatchObject({ service: "station-coding-gateway", parentSpanId: server!.spanId });
+    const task = inTrace.find((s) => s.name === "opencode.task");
+    expect(task).toMatchObject({ service: "station-coding-worker", parentSpanId: dispatch!.spanId });
+    const tool = inTrace.find((s) => s.name === "opencode.tool.write");
+    expect(tool).toMatchObject({ service: "station-coding-worker", parentSpanId: task!.spanId });
   });
 });
