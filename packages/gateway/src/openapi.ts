@@ -4,6 +4,7 @@ import {
   ArtifactList,
   BulkReplayRequest,
   BulkReplayResult,
+  Me,
   Problem,
   RecordList,
   ReplayRequest,
@@ -189,6 +190,13 @@ function routes(): RouteConfig[] {
         404: problem("No such object"),
         ...errors,
       },
+    },
+    {
+      method: "get",
+      path: "/v1/me",
+      tags: ["namespace"],
+      summary: "Who the bearer token is: its name, role, org and the orgs it may name",
+      responses: { 200: { description: "The token's principal", content: json(Me) }, ...errors },
     },
     {
       method: "get",
