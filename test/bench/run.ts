@@ -16,6 +16,7 @@ import { artifacts } from "./scenarios/artifacts.js";
 import { backlog } from "./scenarios/backlog.js";
 import { cancel } from "./scenarios/cancel.js";
 import { eventStreaming } from "./scenarios/event-streaming.js";
+import { gateway } from "./scenarios/gateway.js";
 import { memory } from "./scenarios/memory.js";
 import { opencode } from "./scenarios/opencode.js";
 import { roundTrip } from "./scenarios/round-trip.js";
@@ -32,6 +33,7 @@ const SCENARIOS: Scenario[] = [
   memory,
   cancel,
   sandbox,
+  gateway,
 ];
 
 const USAGE = `usage: npm run bench -- [--quick] [--out DIR] [--only ID,...]

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -71,6 +72,8 @@ class Runtime implements DispatcherRuntime {
     readonly options: ResolvedDispatcherOptions,
   ) {
     this.monitor = new ConnectionMonitor(nc, options.logger);
+    // Every event follower listens for the close; a gateway follows hundreds of tasks at once.
+    setMaxListeners(0, this.closer.signal);
     this.taskIndex = new TaskIndex(js, options.names, {
       timeout: TASK_INDEX_WRITE_TIMEOUT,
       onError: (err, taskID) =>

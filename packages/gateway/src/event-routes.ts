@@ -3,7 +3,7 @@ import { streamSSE } from "hono/streaming";
 import { HttpProblem, notFound, toProblem } from "./problem.js";
 import type { GatewayEnv, RouteDeps } from "./route-context.js";
 import { namespaceOf, taskIDOf } from "./route-context.js";
-import { describe } from "./task-view.js";
+import { taskExists } from "./task-view.js";
 
 /** The seq to resume after: `Last-Event-ID` (what a reconnecting EventSource sends), else `?after=`. */
 function resumeAfter(lastEventID: string | undefined, after: string | undefined): number {
@@ -33,9 +33,9 @@ function resumeAfter(lastEventID: string | undefined, after: string | undefined)
 export function registerEventRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   app.get("/v1/tasks/:taskID/events", async (c) => {
     const taskID = taskIDOf(c);
-    const { ns, orgQuery } = namespaceOf(c, deps);
+    const { ns } = namespaceOf(c, deps);
     const afterSeq = resumeAfter(c.req.header("last-event-id"), c.req.query("after"));
-    if (!(await describe(ns, taskID, orgQuery))) throw notFound(`task ${taskID}`);
+    if (!(await taskExists(ns, taskID))) throw notFound(`task ${taskID}`);
     const org = ns.org ?? "";
     c.header("X-Accel-Buffering", "no");
     return streamSSE(

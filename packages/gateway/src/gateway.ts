@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
@@ -76,6 +77,8 @@ export class Gateway {
     private readonly options: GatewayOptions,
     private readonly logger: Logger,
   ) {
+    // Every open event stream listens for the gateway closing.
+    setMaxListeners(0, this.closer.signal);
     const tokens = new TokenTable(options.tokens, options.env ?? process.env);
     const namespaces = new Namespaces(options.namespaces);
     for (const org of tokens.orgs) {

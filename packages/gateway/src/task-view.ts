@@ -97,3 +97,10 @@ export async function describe(
     startedAt: base.startedAt ?? lease.startedAt,
   });
 }
+
+/** Whether a task exists in the namespace: its index record, else its result or lease. */
+export async function taskExists(ns: GatewayNamespace, taskID: string): Promise<boolean> {
+  if (ns.index?.get(taskID) ?? (await ns.records?.get(taskID))) return true;
+  const { result, lease } = await ns.dispatcher.task(taskID).state();
+  return result !== undefined || lease !== undefined;
+}

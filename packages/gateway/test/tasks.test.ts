@@ -291,6 +291,40 @@ describe("submit and follow over HTTP", () => {
     );
   });
 
+  it("replays dead letters in bulk by filter", async () => {
+    const ids = ["bulk-1", "bulk-2"];
+    for (const taskID of ids) {
+      await submit({
+        taskID,
+        prompt: script({ fail: { message: "flaky", retryable: true }, times: 2 }, { text: "ok" }),
+      });
+    }
+    const letters = await waitFor(
+      async () => {
+        const { items } = (await (await env.api("/v1/dead-letters")).json()) as {
+          items: { taskID: string; errorCode?: string }[];
+        };
+        const mine = items.filter((l) => ids.includes(l.taskID));
+        return mine.length === ids.length ? mine : undefined;
+      },
+      { message: "both dead-lettered" },
+    );
+    const errorCode = letters[0]!.errorCode;
+    expect(errorCode).toBeDefined();
+    const bad = await env.api("/v1/dead-letters/replay", { method: "POST", json: { limit: 0 } });
+    expect(bad.status).toBe(422);
+    expect(await problemOf(bad)).toMatchObject({ field: "body.limit" });
+    const replay = await env.api("/v1/dead-letters/replay", {
+      method: "POST",
+      json: { taskIDs: [...ids, "bulk-none"], errorCode },
+    });
+    expect(replay.status).toBe(200);
+    const body = (await replay.json()) as { replayed: string[]; failed: unknown[] };
+    expect(body.replayed.sort()).toEqual(ids);
+    expect(body.failed).toEqual([]);
+    for (const id of ids) expect((await resultOf(id)).status).toBe("completed");
+  });
+
   it("reads sessions, workers and status, and replays a dead letter", async () => {
     const { body } = await submit({
       taskID: "dead-1",
