@@ -14,7 +14,7 @@ import type { GatewayConfig, GatewayTokenConfig } from "./config.js";
 import { limitBody } from "./body-limit.js";
 import { registerConsoleRoutes } from "./console-routes.js";
 import { renderDocsPage } from "./docs-page.js";
-import { registerEventRoutes } from "./event-routes.js";
+import { registerEventRoutes, registerTaskChangeRoutes } from "./event-routes.js";
 import { GatewayMetrics } from "./metrics.js";
 import type { GatewayNamespace } from "./namespaces.js";
 import { Namespaces } from "./namespaces.js";
@@ -176,6 +176,7 @@ export class Gateway {
     app.use("/v1/*", limitBody(maxBodyBytes));
     registerTaskRoutes(app, deps);
     registerEventRoutes(app, deps);
+    registerTaskChangeRoutes(app, deps);
     registerNamespaceRoutes(app, deps);
   }
 
