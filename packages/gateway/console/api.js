@@ -79,49 +79,71 @@ export async function api(path, { method = "GET", json, signal } = {}) {
 }
 
 /**
- * Follows a task's Server-Sent Events (EventSource cannot send a bearer token, so this reads the
- * stream with fetch). Calls `onEvent(type, data, id)` per event, in order; resumes after the last
- * seq seen when the connection drops; resolves once the `result` event ends the stream.
+ * Reads one Server-Sent Events response from the gateway (EventSource cannot send a bearer token,
+ * so this is fetch and a small parser). Calls `onOpen()` once the headers arrived and
+ * `onEvent(type, data, id)` per event, in order; resolves when the response ends.
+ */
+async function readSse(path, { signal, onOpen, onEvent }) {
+  const response = await fetch(path, { headers: headers(storedToken() ?? ""), signal });
+  if (!response.ok) throw await failure(response);
+  onOpen?.();
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let id;
+      let type = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith(":")) continue;
+        const i = line.indexOf(":");
+        const field = i < 0 ? line : line.slice(0, i);
+        const v = i < 0 ? "" : line.slice(i + 1).replace(/^ /, "");
+        if (field === "id") id = v;
+        else if (field === "event") type = v;
+        else if (field === "data") data.push(v);
+      }
+      if (data.length > 0) onEvent(type, JSON.parse(data.join("\n")), id);
+    }
+  }
+}
+
+/** Waits before reconnect `attempt` (capped exponential backoff); false when aborted first. */
+function backoff(attempt, signal) {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const timer = setTimeout(() => resolve(!signal.aborted), Math.min(5000, 250 * 2 ** attempt));
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
+
+/**
+ * Follows a task's events: `onEvent(type, data, id)` per event in order, resuming after the last
+ * seq seen when the connection drops; resolves once the `result` event ended the stream.
  */
 export async function followEvents(taskID, { onEvent, signal }) {
   let after = 0;
-  for (let attempt = 0; ; attempt += 1) {
-    if (signal.aborted) return;
-    let ended = false;
+  let ended = false;
+  for (let attempt = 0; !signal.aborted; attempt += 1) {
     try {
-      const response = await fetch(`/v1/tasks/${encodeURIComponent(taskID)}/events?after=${after}`, {
-        headers: headers(storedToken() ?? ""),
+      await readSse(`/v1/tasks/${encodeURIComponent(taskID)}/events?after=${after}`, {
         signal,
-      });
-      if (!response.ok) throw await failure(response);
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          let id;
-          let type = "message";
-          const data = [];
-          for (const line of block.split("\n")) {
-            if (line.startsWith(":")) continue;
-            const i = line.indexOf(":");
-            const field = i < 0 ? line : line.slice(0, i);
-            const v = i < 0 ? "" : line.slice(i + 1).replace(/^ /, "");
-            if (field === "id") id = v;
-            else if (field === "event") type = v;
-            else if (field === "data") data.push(v);
-          }
-          if (data.length === 0) continue;
+        onOpen: () => (attempt = 0),
+        onEvent(type, data, id) {
           if (id !== undefined) after = Number(id);
           if (type === "result") ended = true;
-          onEvent(type, JSON.parse(data.join("\n")), id);
-        }
-      }
+          onEvent(type, data, id);
+        },
+      });
       if (ended) return;
     } catch (err) {
       if (signal.aborted) return;
@@ -129,6 +151,29 @@ export async function followEvents(taskID, { onEvent, signal }) {
       if (attempt > 20) throw err;
     }
     // The stream closed without a result (gateway restart, proxy): resume after the last seq.
-    await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * 2 ** attempt)));
+    if (!(await backoff(attempt, signal))) return;
+  }
+}
+
+/**
+ * Follows the task index's changes (`GET /v1/task-changes`): `onOpen()` each time the stream is
+ * (re)opened (list then: nothing after it is missed), `onTask(view)` per change. Runs until aborted.
+ */
+export async function followTaskChanges({ onOpen, onTask, signal }) {
+  for (let attempt = 0; !signal.aborted; attempt += 1) {
+    try {
+      await readSse("/v1/task-changes", {
+        signal,
+        onOpen() {
+          attempt = 0;
+          onOpen();
+        },
+        onEvent: (type, data) => type === "task" && onTask(data),
+      });
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof ApiError && err.status < 500) throw err;
+    }
+    if (!(await backoff(attempt, signal))) return;
   }
 }

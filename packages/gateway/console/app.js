@@ -1,19 +1,12 @@
 // The station-coding web console: preact + htm (one vendored ES module), no build step. Every
 // view reads the gateway's public HTTP API (api.js); the role of the signed-in token decides which
 // write actions exist at all. Routes live in the URL hash so that a link reopens the same view.
-import {
-  html,
-  render,
-  useCallback,
-  useEffect,
-  useMemo,
-  useRef,
-  useState,
-} from "/console/vendor/preact-htm.js";
+import { html, render, useCallback, useEffect, useRef, useState } from "/console/vendor/preact-htm.js";
 import {
   ApiError,
   api,
   followEvents,
+  followTaskChanges,
   setOrg,
   signIn,
   signOut,
@@ -345,6 +338,89 @@ function Overview() {
 // Tasks
 
 const FILTERS = ["status", "session", "worker", "since", "q"];
+const MAX_ROWS = 500;
+
+/** Whether a task view passes the table's filters (the ones the list API takes, and `q`). */
+function matches(task, filters) {
+  if (filters.status && !filters.status.split(",").includes(task.status)) return false;
+  if (filters.session && task.session !== filters.session) return false;
+  if (filters.worker && task.worker !== filters.worker) return false;
+  if (filters.since && (!task.submittedAt || Date.parse(task.submittedAt) < Date.parse(filters.since)))
+    return false;
+  if (filters.q && !(task.prompt ?? "").toLowerCase().includes(filters.q.toLowerCase())) return false;
+  return true;
+}
+
+const newestFirst = (a, b) =>
+  (b.submittedAt ?? "").localeCompare(a.submittedAt ?? "") || b.taskID.localeCompare(a.taskID);
+
+/**
+ * The task table's rows: one list, then every change of the task index pushed over SSE
+ * (`/v1/task-changes`) applied on top, at most one render a frame. Paused: the stream is closed and
+ * the rows stay as they are; resuming lists again and follows again.
+ */
+function useLiveTasks(filters, key, paused) {
+  const [state, setState] = useState({ rows: undefined, error: undefined });
+  const list = useCallback(async () => {
+    const params = new URLSearchParams({ limit: "200" });
+    for (const f of ["status", "session", "worker", "since"]) if (filters[f]) params.set(f, filters[f]);
+    return (await api(`/v1/tasks?${params}`)).items.filter((t) => matches(t, filters));
+  }, [key]);
+  const reload = useCallback(async () => {
+    try {
+      setState({ rows: await list(), error: undefined });
+    } catch (error) {
+      setState((s) => ({ ...s, error }));
+    }
+  }, [list]);
+  useEffect(() => {
+    if (paused) return undefined;
+    const controller = new AbortController();
+    let rows = new Map();
+    let early = [];
+    let listed = false;
+    let scheduled = false;
+    const publish = () => {
+      scheduled = false;
+      const sorted = [...rows.values()].sort(newestFirst).slice(0, MAX_ROWS);
+      setState({ rows: sorted, error: undefined });
+    };
+    const apply = (task) => {
+      if (matches(task, filters)) rows.set(task.taskID, task);
+      else rows.delete(task.taskID);
+    };
+    followTaskChanges({
+      signal: controller.signal,
+      onOpen() {
+        listed = false;
+        list().then(
+          (items) => {
+            if (controller.signal.aborted) return;
+            rows = new Map(items.map((t) => [t.taskID, t]));
+            for (const task of early) apply(task);
+            early = [];
+            listed = true;
+            publish();
+          },
+          (error) => setState((s) => ({ ...s, error })),
+        );
+      },
+      onTask(task) {
+        if (!listed) {
+          early.push(task);
+          return;
+        }
+        apply(task);
+        if (!scheduled) {
+          scheduled = true;
+          requestAnimationFrame(publish);
+        }
+      },
+    }).catch((error) => setState((s) => ({ ...s, error })));
+    return () => controller.abort();
+  }, [key, paused]);
+  return [state.rows, state.error, reload];
+}
 
 function Tasks({ me, query }) {
   const filters = Object.fromEntries(FILTERS.map((f) => [f, query.get(f) ?? ""]));
@@ -352,19 +428,8 @@ function Tasks({ me, query }) {
   const [paused, setPaused] = useState(false);
   const [selected, setSelected] = useState(new Set());
   const [note, setNote] = useState(undefined);
-  const [data, error, reload] = usePolling(
-    async () => {
-      const params = new URLSearchParams({ limit: "200" });
-      for (const f of ["status", "session", "worker", "since"]) if (filters[f]) params.set(f, filters[f]);
-      return (await api(`/v1/tasks?${params}`)).items;
-    },
-    [key],
-    paused,
-  );
-  const rows = useMemo(() => {
-    const text = filters.q.toLowerCase();
-    return (data ?? []).filter((t) => !text || (t.prompt ?? "").toLowerCase().includes(text));
-  }, [data, filters.q]);
+  const [data, error, reload] = useLiveTasks(filters, key, paused);
+  const rows = data ?? [];
 
   const apply = (e) => {
     e.preventDefault();

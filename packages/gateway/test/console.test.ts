@@ -149,15 +149,46 @@ describe("the web console", () => {
     expect(hash).toContain("session=filter-b");
     expect(hash).toContain("status=completed");
 
-    // Text in the prompt, from the URL too; and the live toggle pauses and resumes.
+    // Text in the prompt, from the URL too.
     await page.goto(`${env.url}/#/tasks?q=alpha`);
     await page.locator(`tr[data-task="${a}"]`).waitFor();
     expect(await page.locator(`tr[data-task="${b}"]`).count()).toBe(0);
-    const toggle = page.getByRole("button", { name: "Pause live updates" });
-    await toggle.click();
+  });
+
+  it("updates the table live from pushed task changes, and the pause toggle holds it still", async () => {
+    const page = await signedIn(TOKENS.operator);
+    await page.goto(`${env.url}/#/tasks?session=live-table`);
+    await page.getByRole("table").waitFor();
+    await page.getByText(/^\d+ tasks, newest first$/).waitFor();
+    const statusOf = (id: string) => page.locator(`tr[data-task="${id}"] .status`).textContent();
+
+    // A new task appears and walks through its states without a reload.
+    const first = await submitOverApi({
+      prompt: script({ text: "one" }, { sleep: 500 }),
+      session: { name: "live-table" },
+    });
+    await expect.poll(() => statusOf(first)).toBe("running");
+    await expect.poll(() => statusOf(first), { timeout: 20_000 }).toBe("completed");
+    // Not matching the filter: never shown.
+    const other = await submitOverApi({ prompt: script({ text: "elsewhere" }), session: { name: "other" } });
+
+    await page.getByRole("button", { name: "Pause live updates" }).click();
     expect(await page.getByRole("button", { name: "Resume live updates" }).getAttribute("aria-pressed")).toBe(
       "true",
     );
+    const second = await submitOverApi({ prompt: script({ text: "two" }), session: { name: "live-table" } });
+    for (const id of [second, other]) {
+      expect((await env.api(`/v1/tasks/${id}/result?wait=30s`)).status).toBe(200);
+    }
+    expect(await page.locator(`tr[data-task="${second}"]`).count()).toBe(0);
+    await page.getByRole("button", { name: "Resume live updates" }).click();
+    await expect.poll(() => statusOf(second)).toBe("completed");
+    expect(await page.locator(`tr[data-task="${other}"]`).count()).toBe(0);
+    // Newest first.
+    const order = await page
+      .locator("tbody tr")
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-task")));
+    expect(order).toEqual([second, first]);
   });
 
   it("shows a viewer no write action anywhere", async () => {
