@@ -185,9 +185,8 @@ describe("the web console", () => {
     await expect.poll(() => statusOf(second)).toBe("completed");
     expect(await page.locator(`tr[data-task="${other}"]`).count()).toBe(0);
     // Newest first.
-    const order = await page
-      .locator("tbody tr")
-      .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-task")));
+    const order: (string | null)[] = [];
+    for (const row of await page.locator("tbody tr").all()) order.push(await row.getAttribute("data-task"));
     expect(order).toEqual([second, first]);
   });
 
