@@ -10,6 +10,7 @@ const at = (path: string) => fileURLToPath(new URL(`./packages/${path}`, import.
 export const sourceAliases = Object.entries({
   "@station-coding/protocol": at("protocol/src/index.ts"),
   "@station-coding/telemetry": at("telemetry/src/index.ts"),
+  "@station-coding/telemetry/metrics": at("telemetry/src/metrics-entry.ts"),
   "@station-coding/testkit": at("testkit/src/index.ts"),
   "@station-coding/testkit/worker": at("testkit/src/worker/index.ts"),
   "@station-coding/testkit/browser": at("testkit/src/browser/index.ts"),

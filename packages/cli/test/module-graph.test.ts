@@ -31,6 +31,7 @@ async function modulesLoadedBy(
 }
 
 const testkit = (modules: string[]) => modules.filter((url) => url.includes("/packages/testkit/"));
+const promClient = (modules: string[]) => modules.filter((url) => url.includes("/prom-client/"));
 const otelSdk = (modules: string[]) =>
   modules.filter((url) => /\/@opentelemetry\/(sdk-trace|exporter-trace-otlp|resources)/.test(url));
 
@@ -42,6 +43,7 @@ describe("the CLI's module graph", () => {
     expect(modules.some((url) => url.includes("/packages/dispatcher/dist/"))).toBe(true);
     expect(testkit(modules)).toEqual([]);
     expect(otelSdk(modules)).toEqual([]);
+    expect(promClient(modules)).toEqual([]);
   });
 
   it("loads the OpenTelemetry SDK only when an OTLP endpoint is set", async () => {
@@ -61,6 +63,7 @@ describe("the CLI's module graph", () => {
     expect(modules.some((url) => url.includes("/packages/worker/dist/"))).toBe(true);
     expect(testkit(modules)).toEqual([]);
     expect(otelSdk(modules)).toEqual([]);
+    expect(promClient(modules)).toEqual([]);
   });
 
   it("demo loads the testkit when it runs", async () => {

@@ -174,12 +174,24 @@ function fillIn(
 }
 
 /**
+ * Whether a `running` record is of a later run than another: a later attempt, or the same attempt
+ * started later (a run handed back at shutdown gives its attempt back and runs again elsewhere).
+ */
+function laterRun(incoming: TaskIndexRecord, current: TaskIndexRecord): boolean {
+  const a = incoming.attempts ?? 0;
+  const b = current.attempts ?? 0;
+  if (a !== b) return a > b;
+  return (incoming.startedAt ?? "") > (current.startedAt ?? "");
+}
+
+/**
  * The record after `incoming` is applied to `current`, or undefined when nothing changes. Writers
  * race (the dispatcher's `queued` may land after the worker's `running`, a slow `running` after the
  * final record), so the order is decided here, not by arrival:
  * - a newer generation (a dead-letter replay) starts the record over, keeping the submission;
  * - within a generation the status only moves forward (queued, running, final); a later attempt's
- *   `running` replaces an earlier one's; the first final record stays;
+ *   `running` (or the same attempt's, started again later) replaces an earlier one's; the first
+ *   final record stays;
  * - a record that loses still fills in what the current one lacks of the submission (prompt, time)
  *   and, within a generation, of the run (its start).
  */
@@ -198,7 +210,7 @@ export function mergeTaskRecord(
   } else {
     const r = rank(incoming.status);
     const c = rank(current.status);
-    const wins = r > c || (r === 1 && c === 1 && (incoming.attempts ?? 0) > (current.attempts ?? 0));
+    const wins = r > c || (r === 1 && c === 1 && laterRun(incoming, current));
     // The winner keeps what it does not say from the loser (a final record keeps startedAt).
     next = wins ? { ...current, ...incoming } : fillIn(current, incoming);
   }
@@ -270,6 +282,15 @@ export class TaskIndex {
   async update(incoming: TaskIndexRecord): Promise<Versioned<TaskIndexRecord> | undefined> {
     const taskID = validateName("taskID", incoming.taskID);
     const kv = await this.open();
+    if (incoming.status === "queued" && (incoming.generation ?? 0) === 0) {
+      // A submit's record is usually the first: one round trip, and the merge below when it is not.
+      const value = { ...incoming, updatedAt: new Date().toISOString() };
+      try {
+        return { value, revision: await kv.create(taskID, JSON.stringify(value)) };
+      } catch (err) {
+        if (!isCasConflict(err)) throw err;
+      }
+    }
     for (let attempt = 0; ; attempt += 1) {
       const entry = await kv.get(taskID);
       const live = entry && entry.operation === "PUT" ? entry : undefined;

@@ -169,6 +169,10 @@ describe("mergeTaskRecord", () => {
     const second = runningRecord(task, { worker: "w2", attempt: 2 }, new Date(T0 + 9000));
     expect(mergeTaskRecord(running, second)).toMatchObject({ worker: "w2", attempts: 2 });
     expect(mergeTaskRecord(second, running)).toBeUndefined();
+    // Handed back at shutdown, the same attempt runs again on another worker.
+    const again = runningRecord(task, { worker: "w3", attempt: 1 }, new Date(T0 + 5000));
+    expect(mergeTaskRecord(running, again)).toMatchObject({ worker: "w3", startedAt: again.startedAt });
+    expect(mergeTaskRecord(again, running)).toBeUndefined();
     const failed = mergeTaskRecord(
       queued,
       finishedRecord(result("t1", "error", { errorCode: "X", error: "bad" })),

@@ -1,14 +1,12 @@
 /**
  * @packageDocumentation
- * What station-coding's processes share to be observed: the Prometheus metric registry
- * ({@link StationMetrics}) and a small `/metrics` + `/healthz` server, and OTLP trace export
- * ({@link startTracing}) that loads the OpenTelemetry SDK only when the environment asks for it.
+ * What station-coding's processes share to be observed. This entry: OTLP trace export
+ * ({@link startTracing}), which loads the OpenTelemetry SDK only when the environment asks for it,
+ * and `HOST:PORT` parsing. The Prometheus side (prom-client) is the `./metrics` entry, loaded only
+ * by a process that serves metrics.
  */
 
-export { StationMetrics, TASK_DURATION_BUCKETS } from "./metrics.js";
-export { parseListen, startMetricsServer } from "./metrics-server.js";
+export { parseListen } from "./listen.js";
 export { otlpTracesEndpoint, startTracing } from "./tracing.js";
 
-export type { StationMetricsOptions } from "./metrics.js";
-export type { HealthReport, MetricsServer, MetricsServerOptions } from "./metrics-server.js";
 export type { OtlpProtocol, StartTracingOptions, Tracing, TracingRole } from "./tracing.js";

@@ -1,6 +1,7 @@
 import { createServer } from "node:http";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { parseListen } from "./listen.js";
 import type { StationMetrics } from "./metrics.js";
 
 /** What `/healthz` reports: healthy (200) or not (503), with a short reason. */
@@ -29,20 +30,6 @@ export interface MetricsServer {
   /** `http://host:port`. */
   readonly url: string;
   close(): Promise<void>;
-}
-
-/**
- * Splits `HOST:PORT` (`127.0.0.1:9464`, `[::1]:9464`, `:9464` for every interface).
- *
- * @throws Error naming the value when it is not one.
- */
-export function parseListen(listen: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(listen.trim());
-  const port = match ? Number(match[3]) : Number.NaN;
-  if (!match || port > 65535) {
-    throw new Error(`listen address ${JSON.stringify(listen)}: must be HOST:PORT, e.g. 127.0.0.1:9464`);
-  }
-  return { host: match[1] ?? (match[2] || "0.0.0.0"), port };
 }
 
 /**

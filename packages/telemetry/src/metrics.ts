@@ -1,5 +1,10 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { TaskResult } from "@station-coding/protocol";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { TaskIndexStatus, TaskResult } from "@station-coding/protocol";
+
+/** What {@link StationMetrics.trackTaskIndex} reads: a `TaskIndexView` of `@station-coding/protocol`. */
+export interface TaskCounts {
+  countByStatus(): Record<TaskIndexStatus, number>;
+}
 
 /** Options of {@link StationMetrics}. */
 export interface StationMetricsOptions {
@@ -86,6 +91,46 @@ export class StationMetrics {
     }
     if (m.cost !== undefined && m.cost > 0) this.cost.inc({ org, model }, m.cost);
   }
+
+  /**
+   * Reports `station_coding_index_tasks{org,status}`: the tasks of an org's task index by status
+   * (queued and running included), read from `view` at each scrape. Call once per org; a second
+   * call for the same org replaces the first's view.
+   */
+  trackTaskIndex(org: string | undefined, view: TaskCounts): void {
+    this.indexViews.set(org ?? "", view);
+    if (this.indexGauge) return;
+    const views = this.indexViews;
+    this.indexGauge = new Gauge({
+      name: "station_coding_index_tasks",
+      help: "Tasks in the task index, by org and status",
+      labelNames: ["org", "status"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [org, v] of views) {
+          for (const [status, count] of Object.entries(v.countByStatus())) this.set({ org, status }, count);
+        }
+      },
+    });
+  }
+
+  /** Reports `station_coding_worker_slots{state}`: `total` and `busy` (tasks running), read at each scrape. */
+  trackWorkerSlots(total: number, busy: () => number): void {
+    new Gauge({
+      name: "station_coding_worker_slots",
+      help: "Task slots of this worker: total, and busy (running a task)",
+      labelNames: ["state"],
+      registers: [this.registry],
+      collect() {
+        this.set({ state: "total" }, total);
+        this.set({ state: "busy" }, busy());
+      },
+    });
+  }
+
+  private readonly indexViews = new Map<string, TaskCounts>();
+  private indexGauge: Gauge<"org" | "status"> | undefined;
 
   /** The registry's metrics in the Prometheus text format. */
   text(): Promise<string> {

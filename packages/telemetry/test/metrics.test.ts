@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { StationMetrics, parseListen, startMetricsServer } from "@station-coding/telemetry";
-import type { MetricsServer } from "@station-coding/telemetry";
+import { parseListen } from "@station-coding/telemetry";
+import { StationMetrics, startMetricsServer } from "@station-coding/telemetry/metrics";
+import type { MetricsServer } from "@station-coding/telemetry/metrics";
+import { TaskIndexView } from "@station-coding/protocol";
 import type { TaskResult } from "@station-coding/protocol";
 
 function result(fields: Partial<TaskResult> & Pick<TaskResult, "status">): TaskResult {
@@ -45,6 +47,23 @@ describe("StationMetrics", () => {
     expect(text).toContain('kind="cache_read",worker="w1"} 14');
     expect(text).not.toContain('kind="reasoning"');
     expect(text).toContain('station_coding_cost_total{org="acme",model="anthropic/claude",worker="w1"} 0.5');
+  });
+});
+
+describe("StationMetrics.trackTaskIndex", () => {
+  it("reports each org's task index by status at each scrape", async () => {
+    const metrics = new StationMetrics({ processMetrics: false });
+    const acme = new TaskIndexView();
+    acme.apply({ taskID: "a1", status: "running" });
+    acme.apply({ taskID: "a2", status: "completed" });
+    metrics.trackTaskIndex("acme", acme);
+    metrics.trackTaskIndex(undefined, new TaskIndexView());
+    expect(await metrics.text()).toContain('station_coding_index_tasks{org="acme",status="running"} 1');
+    acme.apply({ taskID: "a1", status: "error" });
+    const text = await metrics.text();
+    expect(text).toContain('station_coding_index_tasks{org="acme",status="running"} 0');
+    expect(text).toContain('station_coding_index_tasks{org="acme",status="error"} 1');
+    expect(text).toContain('station_coding_index_tasks{org="",status="queued"} 0');
   });
 });
 

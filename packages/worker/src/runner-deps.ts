@@ -9,7 +9,7 @@ import type {
   TaskIndex,
   TaskLookups,
 } from "@station-coding/protocol";
-import type { StationMetrics } from "@station-coding/telemetry";
+import type { StationMetrics } from "@station-coding/telemetry/metrics";
 import type { Logger } from "pino";
 import type { Leases } from "./lease.js";
 import type { ResolvedWorkerOptions } from "./options.js";

@@ -26,9 +26,7 @@ import {
   readCredentialsFile,
   seedFromCredentials,
 } from "@station-coding/protocol";
-import { StationMetrics, startMetricsServer } from "@station-coding/telemetry";
-import type { HealthReport, MetricsServer } from "@station-coding/telemetry";
-import { Gauge } from "prom-client";
+import type { HealthReport, MetricsServer, StationMetrics } from "@station-coding/telemetry/metrics";
 import type { Logger } from "pino";
 import { abortableDelay } from "./shared/abortable-delay.js";
 import { subscribeCancels } from "./cancel.js";
@@ -81,8 +79,7 @@ export class CodingWorker {
   private signalHandlers: (() => void)[] = [];
   private workspaces: WorkspaceManager | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
-  /** The worker's metrics, when `metricsListen` is set. */
-  readonly metrics: StationMetrics | undefined;
+  private metricsValue: StationMetrics | undefined;
   private metricsServer: MetricsServer | undefined;
   /** Connections that are disconnected now (waiting to reconnect). */
   private readonly disconnected = new Set<NatsConnection>();
@@ -99,10 +96,11 @@ export class CodingWorker {
     readonly redactor: SecretRedactor,
   ) {
     if (shared && ownsShared) this.owned.push(shared);
-    this.metrics =
-      options.metricsListen !== undefined
-        ? new StationMetrics({ labels: { worker: options.workerID } })
-        : undefined;
+  }
+
+  /** The worker's metrics, when `metricsListen` is set. */
+  get metrics(): StationMetrics | undefined {
+    return this.metricsValue;
   }
 
   /** Connects (unless given a connection), prepares the topology and starts pulling tasks. */
@@ -177,6 +175,10 @@ export class CodingWorker {
   private async init(): Promise<void> {
     const { options, raw } = this;
     await this.checkSandbox();
+    // prom-client is loaded only by a worker that serves metrics.
+    const telemetry =
+      options.metricsListen !== undefined ? await import("@station-coding/telemetry/metrics") : undefined;
+    if (telemetry) this.metricsValue = new telemetry.StationMetrics({ labels: { worker: options.workerID } });
     const explicitSigner =
       options.resultSigningKey !== undefined
         ? await readSigner(options.resultSigningKey, "resultSigningKey", this.redactor)
@@ -312,9 +314,9 @@ export class CodingWorker {
       concurrency: options.concurrency,
       heartbeatInterval: options.heartbeatInterval,
     });
-    if (this.metrics && options.metricsListen !== undefined) {
-      this.slotGauges(this.metrics, options.concurrency);
-      this.metricsServer = await startMetricsServer({
+    if (telemetry && this.metrics && options.metricsListen !== undefined) {
+      this.metrics.trackWorkerSlots(options.concurrency, () => this.inFlight.size);
+      this.metricsServer = await telemetry.startMetricsServer({
         listen: options.metricsListen,
         metrics: this.metrics,
         health: () => this.health(),
@@ -400,21 +402,6 @@ export class CodingWorker {
       });
       this.inFlight.set(task, ns.key);
     }
-  }
-
-  /** The slot gauges, read at each scrape. */
-  private slotGauges(metrics: StationMetrics, total: number): void {
-    const running = () => this.inFlight.size;
-    new Gauge({
-      name: "station_coding_worker_slots",
-      help: "Task slots of this worker: total, and busy (running a task)",
-      labelNames: ["state"],
-      registers: [metrics.registry],
-      collect() {
-        this.set({ state: "total" }, total);
-        this.set({ state: "busy" }, running());
-      },
-    });
   }
 
   /** Healthy while running or draining with every NATS connection up. */

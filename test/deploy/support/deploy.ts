@@ -148,6 +148,8 @@ export function envVarsReadBySources(): Map<string, string[]> {
         /process\.env\.([A-Z][A-Z0-9_]*)/g,
         /process\.env\[\s*"([A-Z][A-Z0-9_]*)"\s*\]/g,
         /\.env\(\s*"([A-Z][A-Z0-9_]*)"\s*,?\s*\)/g,
+        // An environment passed in (`env = options.env ?? process.env`, as startTracing reads it).
+        /(?<![.\w])env\.([A-Z][A-Z0-9_]*)/g,
       ];
       for (const pattern of patterns) {
         for (const match of text.matchAll(pattern)) {
