@@ -6,6 +6,7 @@ import type { ServerType } from "@hono/node-server";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ErrorCodes, StationError, parseDuration } from "@station-coding/protocol";
+import { parseListen } from "@station-coding/telemetry";
 import type { Logger } from "pino";
 import { pino } from "pino";
 import type { Registry } from "prom-client";
@@ -42,19 +43,6 @@ export interface GatewayOptions extends Omit<GatewayConfig, "tokens" | "listen">
   registry?: Registry;
   /** Serve the web console at `/` (docs/console.md). @default true */
   console?: boolean;
-}
-
-/** `HOST:PORT` (`[::1]:8080` for IPv6) as host and port. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen.trim());
-  const port = match ? Number(match[3]) : Number.NaN;
-  if (!match || port > 65535) {
-    throw new StationError(
-      ErrorCodes.InvalidConfig,
-      `listen ${JSON.stringify(listen)}: must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080`,
-    );
-  }
-  return { host: (match[1] ?? match[2]) as string, port };
 }
 
 /**

@@ -6,7 +6,8 @@
 
 export { TokenTable, hashToken } from "./auth.js";
 export { GatewayConfig, GatewayRole, GatewayTokenConfig } from "./config.js";
-export { DEFAULT_LISTEN, Gateway, parseListen } from "./gateway.js";
+export { DEFAULT_LISTEN, Gateway } from "./gateway.js";
+export { parseListen } from "@station-coding/telemetry";
 export { API_VERSION } from "./openapi.js";
 export { closeNamespace, openNamespace } from "./namespaces.js";
 export { HttpProblem, PROBLEM_JSON } from "./problem.js";
