@@ -338,7 +338,7 @@ function Overview() {
 // Tasks
 
 const FILTERS = ["status", "session", "worker", "since", "q"];
-const MAX_ROWS = 500;
+const MAX_ROWS = 1000;
 
 /** Whether a task view passes the table's filters (the ones the list API takes, and `q`). */
 function matches(task, filters) {
@@ -362,7 +362,7 @@ const newestFirst = (a, b) =>
 function useLiveTasks(filters, key, paused) {
   const [state, setState] = useState({ rows: undefined, error: undefined });
   const list = useCallback(async () => {
-    const params = new URLSearchParams({ limit: "200" });
+    const params = new URLSearchParams({ limit: String(MAX_ROWS) });
     for (const f of ["status", "session", "worker", "since"]) if (filters[f]) params.set(f, filters[f]);
     return (await api(`/v1/tasks?${params}`)).items.filter((t) => matches(t, filters));
   }, [key]);
@@ -744,8 +744,8 @@ function TaskDetail({ me, taskID }) {
 }
 
 function Story({ story }) {
-  if (story.items.length === 0) return html`<p class="muted">No events yet.</p>`;
-  return html`<ol class="story" aria-live="polite" aria-relevant="additions">
+  if (story.items.length === 0) return html`<p class="muted" data-last-seq="0">No events yet.</p>`;
+  return html`<ol class="story" aria-live="polite" aria-relevant="additions" data-last-seq=${story.lastSeq}>
     ${story.items.map((item) => html`<li key=${item.seqs[0]} class=${`ev ev-${item.kind}`} data-seq=${item.seqs[0]}><${StoryItem} item=${item} /></li>`)}
   </ol>`;
 }
