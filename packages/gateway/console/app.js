@@ -306,8 +306,8 @@ function Overview() {
     <h2>Latest tasks</h2>
     <table>
       <caption>
-        The ten newest;
-        <a href="#/tasks">all tasks</a>
+        The ten newest (<a href="#/tasks">all tasks</a
+        >)
       </caption>
       <thead>
         <tr>
