@@ -13,6 +13,7 @@ export const sourceAliases = Object.entries({
   "@station-coding/telemetry/metrics": at("telemetry/src/metrics-entry.ts"),
   "@station-coding/testkit": at("testkit/src/index.ts"),
   "@station-coding/testkit/worker": at("testkit/src/worker/index.ts"),
+  "@station-coding/testkit/browser": at("testkit/src/browser/index.ts"),
   "@station-coding/worker": at("worker/src/index.ts"),
   "@station-coding/worker/internal": at("worker/src/internal.ts"),
   "@station-coding/dispatcher": at("dispatcher/src/index.ts"),

@@ -16,6 +16,7 @@ import { artifacts } from "./scenarios/artifacts.js";
 import { backlog } from "./scenarios/backlog.js";
 import { cancel } from "./scenarios/cancel.js";
 import { eventStreaming } from "./scenarios/event-streaming.js";
+import { consoleScenario } from "./scenarios/console.js";
 import { gateway } from "./scenarios/gateway.js";
 import { memory } from "./scenarios/memory.js";
 import { opencode } from "./scenarios/opencode.js";
@@ -36,6 +37,7 @@ const SCENARIOS: Scenario[] = [
   cancel,
   sandbox,
   gateway,
+  consoleScenario,
 ];
 
 const USAGE = `usage: npm run bench -- [--quick] [--out DIR] [--only ID,...]

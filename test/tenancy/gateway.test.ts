@@ -2,9 +2,12 @@
 // its org and nothing of the other (404, exactly as for a task that does not exist), with the
 // legitimate request beside each refused one.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Browser } from "playwright-core";
 import { Gateway, closeNamespace, hashToken, openNamespace } from "@station-coding/gateway";
 import type { GatewayNamespace } from "@station-coding/gateway";
 import type { TaskResult } from "@station-coding/protocol";
+import { launchChromium, openWatchedPage } from "@station-coding/testkit/browser";
+import type { WatchedPage } from "@station-coding/testkit/browser";
 import { script } from "@station-coding/testkit/worker";
 import type { TenancyEnv } from "./support/tenancy-env.js";
 import { startTenancy } from "./support/tenancy-env.js";
@@ -128,5 +131,67 @@ describe("the gateway with two orgs", () => {
     });
     expect(((await view.json()) as { result: TaskResult }).result.result).toBe("globex only");
     expect((await api(TOKENS.admin, "/v1/status?org=initech")).status).toBe(404);
+  });
+});
+
+describe("the web console with two orgs", () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  async function signedIn(token: string): Promise<WatchedPage> {
+    const watched = await openWatchedPage(browser);
+    await watched.page.goto(`${url}/`);
+    await watched.page.getByLabel("Gateway token").fill(token);
+    await watched.page.getByRole("button", { name: "Sign in" }).click();
+    await watched.page.getByRole("heading", { name: "Overview" }).waitFor();
+    return watched;
+  }
+
+  it("never shows one org's task to another org's token, in the table or by its link", async () => {
+    await submitAndWait(TOKENS.acme, "acme-console", "acme console task");
+    await submitAndWait(TOKENS.globex, "globex-console", "globex console task");
+
+    const acme = await signedIn(TOKENS.acme);
+    try {
+      const { page } = acme;
+      await page.getByText("org acme").waitFor();
+      await page.goto(`${url}/#/tasks`);
+      await page.locator('tr[data-task="acme-console"]').waitFor();
+      expect(await page.locator('tr[data-task="globex-console"]').count()).toBe(0);
+      expect(await page.locator("main").textContent()).not.toContain("globex");
+      expect(acme.errors).toEqual([]);
+
+      // globex's task by its link: the answer for a task that does not exist, and nothing of it.
+      await page.goto(`${url}/#/tasks/globex-console`);
+      await page.getByRole("alert").waitFor();
+      expect(await page.getByRole("alert").textContent()).toContain("not found");
+      expect(await page.locator("main").textContent()).not.toContain("globex console task");
+      // The browser logs each refused request (404) as a console error; those and nothing else.
+      expect(acme.errors.length).toBeGreaterThan(0);
+      for (const error of acme.errors) expect(error).toMatch(/Failed to load resource: .*404/);
+    } finally {
+      await acme.close();
+    }
+
+    // An admin picks the org; each org shows only its own task.
+    const admin = await signedIn(TOKENS.admin);
+    try {
+      const { page } = admin;
+      const org = page.getByLabel("Org");
+      expect(await org.locator("option").allTextContents()).toEqual(["acme", "globex"]);
+      await org.selectOption("globex");
+      await page.getByRole("heading", { name: "Overview" }).waitFor();
+      await page.goto(`${url}/#/tasks`);
+      await page.locator('tr[data-task="globex-console"]').waitFor();
+      expect(await page.locator('tr[data-task="acme-console"]').count()).toBe(0);
+      expect(admin.errors).toEqual([]);
+    } finally {
+      await admin.close();
+    }
   });
 });

@@ -3,7 +3,8 @@ import { streamSSE } from "hono/streaming";
 import { HttpProblem, notFound, toProblem } from "./problem.js";
 import type { GatewayEnv, RouteDeps } from "./route-context.js";
 import { namespaceOf, taskIDOf } from "./route-context.js";
-import { taskExists } from "./task-view.js";
+import type { TaskIndexRecord } from "@station-coding/protocol";
+import { taskExists, viewOfRecord } from "./task-view.js";
 
 /** The seq to resume after: `Last-Event-ID` (what a reconnecting EventSource sends), else `?after=`. */
 function resumeAfter(lastEventID: string | undefined, after: string | undefined): number {
@@ -70,5 +71,67 @@ export function registerEventRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): voi
         await stream.writeSSE({ event: "error", data: JSON.stringify(problem.document(c.req.path)) });
       },
     );
+  });
+}
+
+/**
+ * `GET /v1/task-changes`: every change of the namespace's task index from now on, as Server-Sent
+ * Events (`event: task`, `data: <task view>`), for live task lists. No replay: a client opens the
+ * stream, then lists (`GET /v1/tasks`) once the response's headers arrived, and applies the
+ * changes on top. A slow client is never sent a backlog: changes wait coalesced by taskID (the
+ * latest view of each task), so what is held per client is bounded by the tasks that changed.
+ */
+export function registerTaskChangeRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
+  app.get("/v1/task-changes", async (c) => {
+    const { ns, orgQuery } = namespaceOf(c, deps);
+    const changes = ns.changes;
+    if (!changes) {
+      throw new HttpProblem(503, "no-task-index", "this namespace has no task index view to follow");
+    }
+    const org = ns.org ?? "";
+    // Listening before the response starts: a client that lists once the headers arrived misses
+    // no change made after its list.
+    const pending = new Map<string, TaskIndexRecord>();
+    let wake: (() => void) | undefined;
+    const listener = (record: TaskIndexRecord) => {
+      pending.delete(record.taskID);
+      pending.set(record.taskID, record);
+      wake?.();
+    };
+    changes.add(listener);
+    c.header("X-Accel-Buffering", "no");
+    return streamSSE(c, async (stream) => {
+      const stop = new AbortController();
+      const onClosing = () => stop.abort();
+      deps.closing.addEventListener("abort", onClosing, { once: true });
+      stream.onAbort(() => stop.abort());
+      stop.signal.addEventListener("abort", () => wake?.(), { once: true });
+      deps.metrics.sseClients.inc({ org });
+      const heartbeat = setInterval(() => {
+        stream.write(": heartbeat\n\n").catch(() => stop.abort());
+      }, deps.heartbeatMs);
+      try {
+        await stream.write(": following\n\n");
+        while (!stop.signal.aborted) {
+          if (pending.size === 0) {
+            await new Promise<void>((resolve) => {
+              wake = resolve;
+            });
+            wake = undefined;
+            continue;
+          }
+          const batch = [...pending.values()];
+          pending.clear();
+          for (const record of batch) {
+            await stream.writeSSE({ event: "task", data: JSON.stringify(viewOfRecord(record, orgQuery)) });
+          }
+        }
+      } finally {
+        clearInterval(heartbeat);
+        changes.delete(listener);
+        deps.closing.removeEventListener("abort", onClosing);
+        deps.metrics.sseClients.dec({ org });
+      }
+    });
   });
 }

@@ -13,8 +13,9 @@ import type { Registry } from "prom-client";
 import { TokenTable, secretDigest, tokenMatches, unauthorized } from "./auth.js";
 import type { GatewayConfig, GatewayTokenConfig } from "./config.js";
 import { limitBody } from "./body-limit.js";
+import { registerConsoleRoutes } from "./console-routes.js";
 import { renderDocsPage } from "./docs-page.js";
-import { registerEventRoutes } from "./event-routes.js";
+import { registerEventRoutes, registerTaskChangeRoutes } from "./event-routes.js";
 import { GatewayMetrics } from "./metrics.js";
 import type { GatewayNamespace } from "./namespaces.js";
 import { Namespaces } from "./namespaces.js";
@@ -40,6 +41,8 @@ export interface GatewayOptions extends Omit<GatewayConfig, "tokens" | "listen">
   logger?: Logger;
   /** Registry to add the gateway's metrics to (e.g. the process's). @default a new one */
   registry?: Registry;
+  /** Serve the web console at `/` (docs/console.md). @default true */
+  console?: boolean;
 }
 
 /**
@@ -134,6 +137,7 @@ export class Gateway {
     });
     app.get("/openapi.json", (c) => c.json(render()));
     app.get("/docs", (c) => c.html(renderDocsPage(render())));
+    if (options.console !== false) registerConsoleRoutes(app);
     app.get("/metrics", async (c) => {
       if (metricsDigest && !tokenMatches(c.req.header("authorization"), metricsDigest)) {
         throw unauthorized("/metrics needs the metrics token (gateway.metricsToken)");
@@ -160,6 +164,7 @@ export class Gateway {
     app.use("/v1/*", limitBody(maxBodyBytes));
     registerTaskRoutes(app, deps);
     registerEventRoutes(app, deps);
+    registerTaskChangeRoutes(app, deps);
     registerNamespaceRoutes(app, deps);
   }
 

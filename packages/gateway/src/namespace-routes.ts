@@ -10,6 +10,20 @@ import { taskLinks } from "./task-view.js";
 
 /** The namespace routes: sessions, workers, status, dead letters and their replay. */
 export function registerNamespaceRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
+  app.get("/v1/me", (c) => {
+    const principal = c.get("principal");
+    const orgs =
+      principal.role === "admin" && principal.org === undefined
+        ? deps.namespaces.all.map((ns) => ns.org ?? "")
+        : [principal.org ?? ""];
+    return c.json({
+      name: principal.name,
+      role: principal.role,
+      ...(principal.org !== undefined ? { org: principal.org } : {}),
+      orgs,
+    });
+  });
+
   app.get("/v1/sessions", async (c) => {
     const { ns } = namespaceOf(c, deps);
     return c.json({ items: await ns.dispatcher.sessions.list(), next: null });

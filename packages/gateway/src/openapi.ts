@@ -4,6 +4,7 @@ import {
   ArtifactList,
   BulkReplayRequest,
   BulkReplayResult,
+  Me,
   Problem,
   RecordList,
   ReplayRequest,
@@ -189,6 +190,27 @@ function routes(): RouteConfig[] {
         404: problem("No such object"),
         ...errors,
       },
+    },
+    {
+      method: "get",
+      path: "/v1/task-changes",
+      tags: ["tasks"],
+      summary: "Changes of the task index as Server-Sent Events, for live task lists",
+      description:
+        "From now on (no replay): each change as `event: task` with the task view as `data`, coalesced per task " +
+        "for a slow client. Open it, then list GET /v1/tasks and apply the changes on top.",
+      request: { query: OrgQuery },
+      responses: {
+        200: { description: "An event stream", content: { "text/event-stream": { schema: z.string() } } },
+        ...errors,
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/me",
+      tags: ["namespace"],
+      summary: "Who the bearer token is: its name, role, org and the orgs it may name",
+      responses: { 200: { description: "The token's principal", content: json(Me) }, ...errors },
     },
     {
       method: "get",

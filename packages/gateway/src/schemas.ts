@@ -139,6 +139,19 @@ export const BulkReplayResult = z
   })
   .openapi("BulkReplayResult");
 
+/** Who the bearer token is (`GET /v1/me`): what a client such as the console shows and enables. */
+export const Me = z
+  .object({
+    /** The token's configured name (never the token). */
+    name: z.string(),
+    role: z.enum(["viewer", "operator", "admin"]),
+    /** The token's org; absent for an admin or in single-tenant mode. */
+    org: z.string().optional(),
+    /** The orgs this token may name with `?org=` ("" is the single-tenant namespace). */
+    orgs: z.array(z.string()),
+  })
+  .openapi("Me");
+
 /**
  * The wire schemas as OpenAPI components, from the protocol's JSON Schema documents (made from
  * its zod schemas): `Task` as published, `TaskSubmission` (the same with `taskID` optional),

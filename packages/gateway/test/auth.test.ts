@@ -76,6 +76,21 @@ describe("authentication and roles", () => {
     expect((await env.api("/v1/tasks/viewer-1/cancel", { method: "POST" })).status).toBe(202);
   });
 
+  it("tells each token who it is on GET /v1/me (name, role, org), never the token itself", async () => {
+    for (const [token, name, role] of [
+      [TOKENS.operator, "ci", "operator"],
+      [TOKENS.viewer, "dashboard", "viewer"],
+      [TOKENS.admin, "root", "admin"],
+    ] as const) {
+      const response = await env.api("/v1/me", { token });
+      expect(response.status).toBe(200);
+      const text = await response.text();
+      expect(JSON.parse(text)).toEqual({ name, role, orgs: [""] });
+      expect(text).not.toContain(token);
+    }
+    expect((await env.api("/v1/me", { token: "not-a-token" })).status).toBe(401);
+  });
+
   it("answers 404 for a task that does not exist and for an unknown route, as problems", async () => {
     for (const path of [
       "/v1/tasks/nope",

@@ -35,6 +35,8 @@ describe("the OpenAPI document", () => {
       "/v1/tasks/{taskID}/cancel",
       "/v1/tasks/{taskID}/artifacts",
       "/v1/artifacts/{key}",
+      "/v1/me",
+      "/v1/task-changes",
       "/v1/sessions",
       "/v1/workers",
       "/v1/status",

@@ -225,6 +225,34 @@ describe("submit and follow over HTTP", () => {
     expect((await env.api("/v1/tasks?cursor=garbage")).status).toBe(422);
   });
 
+  it("streams changes of the task index over SSE, queued to running to completed, coalesced per task", async () => {
+    const stream = await env.api("/v1/task-changes");
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const seen: { taskID: string; status: string }[] = [];
+    const reading = readSse(stream, (event) => {
+      expect(event.event).toBe("task");
+      const view = JSON.parse(event.data) as { taskID: string; status: string; links: { self: string } };
+      expect(view.links.self).toBe(`/v1/tasks/${view.taskID}`);
+      if (view.taskID === "changes-1") seen.push(view);
+      return view.taskID === "changes-1" && view.status === "completed";
+    });
+    const { response } = await submit({
+      taskID: "changes-1",
+      prompt: script({ text: "a" }, { sleep: 300 }, { text: "b" }),
+    });
+    expect(response.status).toBe(202);
+    const { ended } = await reading;
+    expect(ended).toBe(false);
+    const statuses = seen.map((v) => v.status);
+    expect(statuses.at(-1)).toBe("completed");
+    expect(statuses).toContain("running");
+    // In the order they happened; a state is not repeated after a later one.
+    const rank = ["queued", "running", "completed"];
+    const ranks = statuses.map((s) => rank.indexOf(s));
+    expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+  });
+
   it("lists a task's objects and serves their bytes equal to the object store's", async () => {
     await env.dispatcher.artifacts.stage("art-1", "brief.txt", "the brief\n");
     const { body } = await submit({
