@@ -39,38 +39,38 @@ export function registerEventRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): voi
     if (!(await taskExists(ns, taskID))) throw notFound(`task ${taskID}`);
     const org = ns.org ?? "";
     c.header("X-Accel-Buffering", "no");
-    return streamSSE(
-      c,
-      async (stream) => {
-        const stop = new AbortController();
-        const onClosing = () => stop.abort();
-        deps.closing.addEventListener("abort", onClosing, { once: true });
-        stream.onAbort(() => stop.abort());
-        deps.metrics.sseClients.inc({ org });
-        const heartbeat = setInterval(() => {
-          stream.write(": heartbeat\n\n").catch(() => stop.abort());
-        }, deps.heartbeatMs);
-        try {
-          const handle = ns.dispatcher.task(taskID);
-          for await (const event of handle.events({ afterSeq, signal: stop.signal })) {
-            await stream.writeSSE({ id: String(event.seq), event: event.type, data: JSON.stringify(event) });
-          }
-          if (stop.signal.aborted) return;
-          const result = await handle.result({ signal: stop.signal });
-          await stream.writeSSE({ event: "result", data: JSON.stringify(result) });
-        } finally {
-          clearInterval(heartbeat);
-          deps.closing.removeEventListener("abort", onClosing);
-          deps.metrics.sseClients.dec({ org });
+    return streamSSE(c, async (stream) => {
+      const stop = new AbortController();
+      const onClosing = () => stop.abort();
+      deps.closing.addEventListener("abort", onClosing, { once: true });
+      stream.onAbort(() => stop.abort());
+      deps.metrics.sseClients.inc({ org });
+      const heartbeat = setInterval(() => {
+        stream.write(": heartbeat\n\n").catch(() => stop.abort());
+      }, deps.heartbeatMs);
+      try {
+        const handle = ns.dispatcher.task(taskID);
+        for await (const event of handle.events({ afterSeq, signal: stop.signal })) {
+          await stream.writeSSE({ id: String(event.seq), event: event.type, data: JSON.stringify(event) });
         }
-      },
-      async (err, stream) => {
+        if (stop.signal.aborted) return;
+        const result = await handle.result({ signal: stop.signal });
+        await stream.writeSSE({ event: "result", data: JSON.stringify(result) });
+      } catch (err) {
+        // Handled here, not in streamSSE's onError: after that, hono writes a second error event
+        // with the raw message, which the problem document hides on purpose.
         if (deps.closing.aborted || stream.aborted) return;
         const problem = toProblem(err);
         deps.logger.warn({ taskID, org: ns.org, err: problem.message }, "event stream failed");
-        await stream.writeSSE({ event: "error", data: JSON.stringify(problem.document(c.req.path)) });
-      },
-    );
+        await stream
+          .writeSSE({ event: "error", data: JSON.stringify(problem.document(c.req.path)) })
+          .catch(() => undefined);
+      } finally {
+        clearInterval(heartbeat);
+        deps.closing.removeEventListener("abort", onClosing);
+        deps.metrics.sseClients.dec({ org });
+      }
+    });
   });
 }
 

@@ -30,7 +30,17 @@ export async function openNamespace(
   const changes = new Set<(record: TaskIndexRecord, previous: TaskIndexRecord | undefined) => void>();
   const index = await TaskIndexView.start(records, {
     onChange: (record, previous) => {
-      for (const listener of changes) listener(record, previous);
+      // A listener that throws must not stop the view (listing and duplicate checks read it).
+      for (const listener of changes) {
+        try {
+          listener(record, previous);
+        } catch (err) {
+          logger?.error(
+            { org, taskID: record.taskID, err: err instanceof Error ? err.message : String(err) },
+            "a task index listener failed",
+          );
+        }
+      }
     },
     onError: (err) =>
       logger?.error(

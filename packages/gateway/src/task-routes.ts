@@ -144,6 +144,9 @@ export function registerTaskRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void
         const result = await ns.dispatcher.task(taskID).result({ timeout: wait, signal: c.req.raw.signal });
         return c.json(result);
       } catch (err) {
+        // A caller that hung up ended the wait: no server error (499, "client closed request",
+        // as proxies log it; nobody reads it).
+        if (c.req.raw.signal.aborted) return new Response(null, { status: 499 });
         if (!(err instanceof WaitTimeoutError)) throw err;
       }
     }
