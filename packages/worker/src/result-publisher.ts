@@ -38,7 +38,7 @@ export class ResultPublisher {
   async publish(result: TaskResult, generation: number, log: Logger): Promise<void> {
     await this.publishResult(result, generation, log);
     this.d.metrics?.recordResult(result);
-    await this.d.taskIndex.record(finishedRecord(result, generation));
+    await this.d.taskIndex.record(this.d.redactor.redactValue(finishedRecord(result, generation)));
   }
 
   private async publishResult(result: TaskResult, generation: number, log: Logger): Promise<void> {

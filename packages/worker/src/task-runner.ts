@@ -155,9 +155,16 @@ export class TaskRunner {
     const attempt = lease.value.attempts;
     const span = startTaskSpan(this.d.tracer, task, delivery.msg.headers);
     // Not awaited: the index never holds a task up (a late write never undoes the final record).
-    void this.d.taskIndex.record(
-      runningRecord(task, { worker: options.workerID, attempt, generation: lease.value.generation }),
-    );
+    // Redacted like every message, once the task's own token is known: the prompt excerpt may
+    // carry it.
+    const running = runningRecord(task, {
+      worker: options.workerID,
+      attempt,
+      generation: lease.value.generation,
+    });
+    void this.d.workspaces
+      .learnToken(task, this.d.names.org)
+      .then(() => this.d.taskIndex.record(this.d.redactor.redactValue(running)));
 
     const publisher = new EventPublisher({
       js: this.d.js,

@@ -203,6 +203,15 @@ export class WorkspaceManager {
   }
 
   /**
+   * Registers the task's repository token with the redactor ahead of {@link prepare}, which reports
+   * any failure to find it: what is written before (the task index's running record, with its
+   * prompt excerpt) is redacted with it too. Never throws.
+   */
+  async learnToken(task: ResolvedTask, org: string | undefined): Promise<void> {
+    await this.credentials.resolve(task.workspace.git, org).catch(() => undefined);
+  }
+
+  /**
    * Creates or reuses the task's workspace, brings its repository to `workspace.git` (clone, or
    * checkout and `pull --ff-only` on reuse; only for `code` and `open` tasks) and emits
    * `git_clone` / `git_checkout` / `git_pull`, then `workspace_created` or `workspace_reused`.
