@@ -13,48 +13,17 @@ import type { Page } from "playwright-core";
 import type { CodingDispatcher } from "@station-coding/dispatcher";
 import { Gateway, closeNamespace, hashToken, openNamespace } from "@station-coding/gateway";
 import type { TaskIndexRecord } from "@station-coding/protocol";
+import { waitFor } from "@station-coding/testkit";
 import { launchChromium, openWatchedPage } from "@station-coding/testkit/browser";
 import type { WatchedPage } from "@station-coding/testkit/browser";
 import { BenchEnv, expectStatus, pool, script, taskID, within } from "../bench-env.js";
 import type { Row, Scenario, ScenarioContext, ScenarioOutput } from "../scenario.js";
 import { latencyRow } from "../scenario.js";
 import { now, summarize } from "../stats.js";
+import { readSse, wall } from "../sse.js";
 
 const TOKEN = "bench-console-token-0123456789";
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
-const wall = (): number => performance.timeOrigin + performance.now();
-
-/** Reads an SSE response; calls `onEvent(id, event, data)` per event; resolves at the end or when told. */
-async function readSse(
-  response: Response,
-  onEvent: (id: string | undefined, event: string, data: string) => boolean | void,
-): Promise<void> {
-  if (!response.ok || !response.body) throw new Error(`SSE: ${response.status} ${await response.text()}`);
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    let cut: number;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      let id: string | undefined;
-      let event = "message";
-      let data = "";
-      for (const line of block.split("\n")) {
-        if (line.startsWith("id: ")) id = line.slice(4);
-        else if (line.startsWith("event: ")) event = line.slice(7);
-        else if (line.startsWith("data: ")) data += line.slice(6);
-      }
-      if (data !== "" && onEvent(id, event, data) === true) {
-        await reader.cancel();
-        return;
-      }
-    }
-  }
-}
 
 interface Stack {
   env: BenchEnv;
@@ -303,13 +272,10 @@ export const consoleScenario: Scenario = {
 
     ctx.log("console: 1,000 tasks in the table");
     await fillIndex(env, dispatcher, 1000);
-    await within(
-      30_000,
-      "the gateway's index view holding the 1,000 written records",
-      (async () => {
-        while ((ns.index?.size ?? 0) < 1000) await new Promise((resolve) => setTimeout(resolve, 50));
-      })(),
-    );
+    await waitFor(() => (ns.index?.size ?? 0) >= 1000, {
+      timeout: 30_000,
+      message: "the gateway's index view holding the 1,000 written records",
+    });
     const table = await tableRender(stack, quick ? 2 : 6);
     rows.push(
       latencyRow(

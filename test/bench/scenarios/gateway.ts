@@ -16,41 +16,10 @@ import { BenchEnv, expectStatus, pool, script, taskID, within } from "../bench-e
 import type { Row, Scenario, ScenarioContext, ScenarioOutput } from "../scenario.js";
 import { latencyRow, rateRow } from "../scenario.js";
 import { now, summarize } from "../stats.js";
+import { readSse, wall } from "../sse.js";
 
 const TOKEN = "bench-gateway-token-0123456789";
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
-
-/** Wall-clock ms with sub-ms resolution (comparable with the worker's event timestamps). */
-const wall = (): number => performance.timeOrigin + performance.now();
-
-/** Reads an SSE response; calls `onEvent(id, event, data)` per event; resolves at the end. */
-async function readSse(
-  response: Response,
-  onEvent: (id: string | undefined, event: string, data: string) => void,
-): Promise<void> {
-  if (!response.ok || !response.body) throw new Error(`SSE: ${response.status} ${await response.text()}`);
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    let cut: number;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      let id: string | undefined;
-      let event = "message";
-      let data = "";
-      for (const line of block.split("\n")) {
-        if (line.startsWith("id: ")) id = line.slice(4);
-        else if (line.startsWith("event: ")) event = line.slice(7);
-        else if (line.startsWith("data: ")) data += line.slice(6);
-      }
-      if (data !== "") onEvent(id, event, data);
-    }
-  }
-}
 
 interface Stack {
   env: BenchEnv;
