@@ -17,13 +17,24 @@ const PREACT_BUNDLE = join(
   "standalone.module.js",
 );
 
+const JS = "text/javascript; charset=utf-8";
+const MODULES = [
+  "app.js",
+  "api.js",
+  "story.js",
+  "ui.js",
+  "views/overview.js",
+  "views/tasks.js",
+  "views/task-detail.js",
+  "views/submit.js",
+  "views/pages.js",
+];
+
 const FILES: Record<string, { path: string; type: string }> = {
   "/": { path: join(CONSOLE_DIR, "index.html"), type: "text/html; charset=utf-8" },
-  "/console/app.js": { path: join(CONSOLE_DIR, "app.js"), type: "text/javascript; charset=utf-8" },
-  "/console/api.js": { path: join(CONSOLE_DIR, "api.js"), type: "text/javascript; charset=utf-8" },
-  "/console/story.js": { path: join(CONSOLE_DIR, "story.js"), type: "text/javascript; charset=utf-8" },
+  ...Object.fromEntries(MODULES.map((m) => [`/console/${m}`, { path: join(CONSOLE_DIR, m), type: JS }])),
   "/console/console.css": { path: join(CONSOLE_DIR, "console.css"), type: "text/css; charset=utf-8" },
-  "/console/vendor/preact-htm.js": { path: PREACT_BUNDLE, type: "text/javascript; charset=utf-8" },
+  "/console/vendor/preact-htm.js": { path: PREACT_BUNDLE, type: JS },
 };
 
 /**

@@ -1,8 +1,9 @@
 // The web console in a real headless Chromium (Debian's package, driven by playwright-core)
 // against the gateway, a real nats-server and a worker with the scripted driver. Every test fails
 // on any console error or uncaught exception in the page.
-import { mkdirSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
 import type { WatchedPage } from "@station-coding/testkit/browser";
@@ -11,7 +12,20 @@ import { ScriptedDriver, script, startWorker } from "@station-coding/testkit/wor
 import type { GatewayEnv } from "./support/gateway-env.js";
 import { TOKENS, startGatewayEnv } from "./support/gateway-env.js";
 
-const IMAGES = fileURLToPath(new URL("../../../docs/images/", import.meta.url));
+/**
+ * Where the screenshots go: a temporary folder, or the folder named by STATION_SCREENSHOTS
+ * (`npm run screenshots` writes the README's, docs/images, so that a plain test run leaves the
+ * checkout clean).
+ */
+const IMAGES = process.env.STATION_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), "console-shots-"));
+
+/** Saves a full-page screenshot and checks that a PNG was written. */
+async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(IMAGES, { recursive: true });
+  const path = join(IMAGES, name);
+  await page.screenshot({ path, fullPage: true });
+  expect(readFileSync(path).subarray(1, 4).toString()).toBe("PNG");
+}
 
 let env: GatewayEnv;
 let browser: Browser;
@@ -98,8 +112,7 @@ describe("the web console", () => {
     await diff.getByText("hello.txt", { exact: true }).waitFor();
     expect(await diff.locator(".dl-add").allTextContents()).toContain("+hello from the console");
 
-    mkdirSync(IMAGES, { recursive: true });
-    await page.screenshot({ path: `${IMAGES}console-task.png`, fullPage: true });
+    await screenshot(page, "console-task.png");
 
     // The link reopens the same view: events replay from seq 1 in a new tab.
     const again = await openWatchedPage(browser);
@@ -238,8 +251,7 @@ describe("the web console", () => {
     expect(await card("Queue depth").textContent()).toMatch(/^\d+$/);
     expect(await card("Dead letters").textContent()).toMatch(/^\d+$/);
     await page.getByRole("table").getByRole("rowheader").first().waitFor();
-    mkdirSync(IMAGES, { recursive: true });
-    await page.screenshot({ path: `${IMAGES}console-overview.png`, fullPage: true });
+    await screenshot(page, "console-overview.png");
     expect((await env.api(`/v1/tasks/${slow}/cancel`, { method: "POST" })).status).toBe(202);
     // The other pages render their tables.
     for (const [view, heading] of [

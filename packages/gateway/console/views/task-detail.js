@@ -1,0 +1,252 @@
+// Task detail: the run's story as it happens, the result, the diff, cancel and replay.
+import { html, useCallback, useEffect, useState } from "/console/vendor/preact-htm.js";
+import { api, followEvents } from "/console/api.js";
+import { addEvent, describeStep, emptyStory, parseDiff } from "/console/story.js";
+import { ACTIVE, ErrorNote, POLL_MS, StatusBadge, canWrite, durationOf, fmt } from "/console/ui.js";
+
+export function TaskDetail({ me, taskID }) {
+  const [task, setTask] = useState(undefined);
+  const [error, setError] = useState(undefined);
+  const [story, setStory] = useState(() => ({ ...emptyStory(), version: 0 }));
+  const [result, setResult] = useState(undefined);
+  const [patch, setPatch] = useState(undefined);
+  const [note, setNote] = useState(undefined);
+  const path = `/v1/tasks/${encodeURIComponent(taskID)}`;
+
+  const loadTask = useCallback(() => api(path).then(setTask, setError), [path]);
+  useEffect(() => {
+    void loadTask();
+    const controller = new AbortController();
+    const current = emptyStory();
+    let pending = false;
+    // Events arrive in bursts: render at most once a frame.
+    const flush = () => {
+      pending = false;
+      setStory({ ...current, version: current.lastSeq });
+    };
+    followEvents(taskID, {
+      signal: controller.signal,
+      onEvent(type, data) {
+        if (type === "result") {
+          setResult(data);
+          void loadTask();
+          return;
+        }
+        addEvent(current, data);
+        if (!pending) {
+          pending = true;
+          requestAnimationFrame(flush);
+        }
+      },
+    }).catch(setError);
+    return () => controller.abort();
+  }, [taskID]);
+
+  // While it runs, the task view changes (worker, attempts): refresh it now and then.
+  useEffect(() => {
+    if (!task || !ACTIVE.has(task.status) || result) return undefined;
+    const timer = setInterval(() => void loadTask(), POLL_MS);
+    return () => clearInterval(timer);
+  }, [task?.status, result]);
+
+  useEffect(() => {
+    if (!result) return;
+    api(`${path}/artifacts`)
+      .then(async (list) => {
+        const item = list.items.find((a) => a.key.endsWith("/changes.patch"));
+        setPatch(item ? { key: item.key, text: await api(item.url) } : null);
+      })
+      .catch(setError);
+  }, [result]);
+
+  const cancel = async () => {
+    try {
+      await api(`${path}/cancel`, {
+        method: "POST",
+        json: { reason: `cancelled from the console by ${me.name}` },
+      });
+      setNote("Cancel requested.");
+      void loadTask();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const replay = async () => {
+    try {
+      await api(`/v1/dead-letters/${encodeURIComponent(taskID)}/replay`, { method: "POST" });
+      setNote("Replayed: the task is queued again.");
+      location.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+
+  const status = result?.status ?? task?.status;
+  const m = { ...(task?.metrics ?? {}) };
+  const rm = result?.metrics;
+  if (rm) {
+    m.duration = rm.duration;
+    m.cost = rm.cost;
+    m.model = rm.model;
+    m.tokens = rm.tokens ? rm.tokens.input + rm.tokens.output : m.tokens;
+  }
+  const writer = canWrite(me);
+  return html`<section aria-labelledby="task-h" class="detail">
+    <p><a href="#/tasks">← Tasks</a></p>
+    <div class="title-row">
+      <h1 id="task-h">Task ${taskID}</h1>
+      ${status ? html`<${StatusBadge} status=${status} />` : null}
+    </div>
+    <div class="actions">
+      ${writer && status && ACTIVE.has(status) && !result ? html`<button type="button" class="danger" onClick=${cancel}>Cancel task</button>` : null}
+      ${writer && (status === "error" || status === "timeout") ? html`<button type="button" onClick=${replay}>Replay task</button>` : null}
+      <a href=${`#/tasks/${encodeURIComponent(taskID)}`} class="permalink">Link to this view</a>
+    </div>
+    <p role="status" class="note">${note ?? ""}</p>
+    <${ErrorNote} error=${error} />
+    ${
+      task
+        ? html`<dl class="facts">
+            <div>
+              <dt>Session</dt>
+              <dd>${task.session ?? "—"}</dd>
+            </div>
+            <div>
+              <dt>Worker</dt>
+              <dd>${task.worker ?? "—"}</dd>
+            </div>
+            <div>
+              <dt>Attempts</dt>
+              <dd>${task.attempts ?? "—"}</dd>
+            </div>
+            <div>
+              <dt>Model</dt>
+              <dd>${m.model ?? "—"}</dd>
+            </div>
+            <div>
+              <dt>Tokens</dt>
+              <dd>${fmt.num(m.tokens)}</dd>
+            </div>
+            <div>
+              <dt>Cost</dt>
+              <dd>${fmt.cost(m.cost)}</dd>
+            </div>
+            <div>
+              <dt>Duration</dt>
+              <dd>${fmt.duration(m.duration ?? durationOf(task))}</dd>
+            </div>
+            <div>
+              <dt>Submitted</dt>
+              <dd>${fmt.time(task.submittedAt)}</dd>
+            </div>
+            ${
+              result?.workspace
+                ? html`<div>
+                    <dt>Workspace</dt>
+                    <dd>${result.workspace.name ?? "—"}</dd>
+                  </div>`
+                : null
+            }
+          </dl>`
+        : null
+    }
+    ${
+      task?.prompt
+        ? html`<h2>Prompt</h2>
+            <pre class="prompt-text">${task.prompt}</pre>`
+        : null
+    }
+    ${
+      result
+        ? html`<h2>Result</h2>
+            ${result.error ? html`<p class="error">${result.errorCode ? `${result.errorCode}: ` : ""}${result.error}</p>` : null}
+            <pre class="result-text" data-testid="result">${result.result ?? ""}</pre>`
+        : null
+    }
+    <h2>
+      Story
+      <span class="count"
+        >(${story.items.length} steps, ${story.lastSeq} events${result ? "" : ", live"})</span
+      >
+    </h2>
+    <${Story} story=${story} />
+    ${
+      result
+        ? html`<h2>Changes</h2>
+            <${Diff} patch=${patch} />`
+        : null
+    }
+  </section>`;
+}
+
+function Story({ story }) {
+  if (story.items.length === 0) return html`<p class="muted" data-last-seq="0">No events yet.</p>`;
+  return html`<ol class="story" aria-live="polite" aria-relevant="additions" data-last-seq=${story.lastSeq}>
+    ${story.items.map((item) => html`<li key=${item.seqs[0]} class=${`ev ev-${item.kind}`} data-seq=${item.seqs[0]}><${StoryItem} item=${item} /></li>`)}
+  </ol>`;
+}
+
+function StoryItem({ item }) {
+  switch (item.kind) {
+    case "text":
+      return html`<span class="kind">text</span>
+        <p class="text">${item.content}</p>`;
+    case "thinking":
+      return html`<span class="kind">thinking</span>
+        <p class="thinking">${item.content}</p>`;
+    case "tool": {
+      const t = item.tool;
+      return html`<span class="kind">tool</span>
+        <details open=${item.running}>
+          <summary>
+            <code>${t.name ?? "tool"}</code>${t.title ? ` ${t.title}` : ""}
+            ${item.running ? html` <em>running…</em>` : html` · ${t.status ?? "done"}${t.exitCode !== undefined ? ` · exit ${t.exitCode}` : ""}${t.duration !== undefined ? ` · ${fmt.duration(t.duration)}` : ""}`}
+          </summary>
+          ${
+            t.args
+              ? html`<h3>Arguments</h3>
+                  <pre>${JSON.stringify(t.args, null, 2)}</pre>`
+              : null
+          }
+          ${
+            t.output !== undefined
+              ? html`<h3>Output${t.truncated ? " (truncated)" : ""}</h3>
+                  <pre>${t.output}</pre>`
+              : null
+          }
+          ${t.error ? html`<p class="error">${t.error}</p>` : null}
+        </details>`;
+    }
+    case "permission": {
+      const p = item.permission;
+      return html`<span class="kind">permission</span>
+        <p>
+          ${p.permission ?? p.kind}${p.patterns?.length ? ` ${p.patterns.join(", ")}` : ""}:
+          <strong>${p.decision}</strong>${p.reason ? ` (${p.reason})` : ""}
+        </p>`;
+    }
+    case "error":
+      return html`<span class="kind">error</span>
+        <p class="error">${item.code ? `${item.code}: ` : ""}${item.content}</p>`;
+    default:
+      return html`<span class="kind">${item.kind === "git" ? "git" : "step"}</span>
+        <p>${describeStep(item.event)}</p>`;
+  }
+}
+
+function Diff({ patch }) {
+  if (patch === undefined) return html`<p class="muted">Loading the diff…</p>`;
+  if (patch === null || patch.text.trim() === "") return html`<p class="muted">No changes.</p>`;
+  const files = parseDiff(patch.text);
+  return html`<div class="diff" aria-label="Diff">
+    ${files.map(
+      (f) =>
+        html`<section class="diff-file">
+          <h3>
+            <code>${f.name}</code> <span class="add">+${f.added}</span> <span class="del">−${f.deleted}</span>
+          </h3>
+          <pre>${f.lines.map((l) => html`<span class=${`dl dl-${l.kind}`}>${l.text}</span>`)}</pre>
+        </section>`,
+    )}
+  </div>`;
+}
