@@ -62,6 +62,19 @@ export const GatewayConfig = z
     heartbeat: Duration.optional(),
     /** Longest `?wait=` of a result long-poll. @default "5m" */
     maxWait: Duration.optional(),
+    /**
+     * Event streams and result long-polls: how many one token and the whole gateway may hold open,
+     * and how long a client that stopped reading keeps its stream.
+     * @default { perToken: 32, total: 1000, stall: "30s" }
+     */
+    streams: z
+      .object({
+        perToken: z.number().int().positive().optional(),
+        total: z.number().int().positive().optional(),
+        stall: Duration.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 /** The `gateway:` section of station.yaml. */

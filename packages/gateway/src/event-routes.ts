@@ -4,7 +4,13 @@ import { HttpProblem, notFound, toProblem } from "./problem.js";
 import type { GatewayEnv, RouteDeps } from "./route-context.js";
 import { namespaceOf, taskIDOf } from "./route-context.js";
 import type { TaskIndexRecord } from "@station-coding/protocol";
+import { WatchedStream } from "./stream-guard.js";
 import { taskExists, viewOfRecord } from "./task-view.js";
+
+/** The Node response under a request (served by @hono/node-server), to cut off a stalled client. */
+function nodeResponse(env: unknown): { destroy(): void } | undefined {
+  return (env as { outgoing?: { destroy(): void } } | undefined)?.outgoing;
+}
 
 /** The seq to resume after: `Last-Event-ID` (what a reconnecting EventSource sends), else `?after=`. */
 function resumeAfter(lastEventID: string | undefined, after: string | undefined): number {
@@ -38,6 +44,7 @@ export function registerEventRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): voi
     const afterSeq = resumeAfter(c.req.header("last-event-id"), c.req.query("after"));
     if (!(await taskExists(ns, taskID))) throw notFound(`task ${taskID}`);
     const org = ns.org ?? "";
+    const release = deps.streams.acquire(c.get("principal").name);
     c.header("X-Accel-Buffering", "no");
     return streamSSE(c, async (stream) => {
       const stop = new AbortController();
@@ -45,28 +52,33 @@ export function registerEventRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): voi
       deps.closing.addEventListener("abort", onClosing, { once: true });
       stream.onAbort(() => stop.abort());
       deps.metrics.sseClients.inc({ org });
-      const heartbeat = setInterval(() => {
-        stream.write(": heartbeat\n\n").catch(() => stop.abort());
-      }, deps.heartbeatMs);
+      const out = new WatchedStream(stream, {
+        stallMs: deps.stallMs,
+        heartbeatMs: deps.heartbeatMs,
+        onStall: () => {
+          stop.abort();
+          nodeResponse(c.env)?.destroy();
+          deps.logger.warn({ taskID, org: ns.org }, "event stream cut off: the client stopped reading");
+        },
+      });
       try {
         const handle = ns.dispatcher.task(taskID);
         for await (const event of handle.events({ afterSeq, signal: stop.signal })) {
-          await stream.writeSSE({ id: String(event.seq), event: event.type, data: JSON.stringify(event) });
+          await out.writeSSE({ id: String(event.seq), event: event.type, data: JSON.stringify(event) });
         }
         if (stop.signal.aborted) return;
         const result = await handle.result({ signal: stop.signal });
-        await stream.writeSSE({ event: "result", data: JSON.stringify(result) });
+        await out.writeSSE({ event: "result", data: JSON.stringify(result) });
       } catch (err) {
         // Handled here, not in streamSSE's onError: after that, hono writes a second error event
         // with the raw message, which the problem document hides on purpose.
         if (deps.closing.aborted || stream.aborted) return;
         const problem = toProblem(err);
         deps.logger.warn({ taskID, org: ns.org, err: problem.message }, "event stream failed");
-        await stream
-          .writeSSE({ event: "error", data: JSON.stringify(problem.document(c.req.path)) })
-          .catch(() => undefined);
+        await out.writeSSE({ event: "error", data: JSON.stringify(problem.document(c.req.path)) });
       } finally {
-        clearInterval(heartbeat);
+        out.stop();
+        release();
         deps.closing.removeEventListener("abort", onClosing);
         deps.metrics.sseClients.dec({ org });
       }
@@ -98,6 +110,7 @@ export function registerTaskChangeRoutes(app: Hono<GatewayEnv>, deps: RouteDeps)
       pending.set(record.taskID, record);
       wake?.();
     };
+    const release = deps.streams.acquire(c.get("principal").name);
     changes.add(listener);
     c.header("X-Accel-Buffering", "no");
     return streamSSE(c, async (stream) => {
@@ -107,11 +120,17 @@ export function registerTaskChangeRoutes(app: Hono<GatewayEnv>, deps: RouteDeps)
       stream.onAbort(() => stop.abort());
       stop.signal.addEventListener("abort", () => wake?.(), { once: true });
       deps.metrics.sseClients.inc({ org });
-      const heartbeat = setInterval(() => {
-        stream.write(": heartbeat\n\n").catch(() => stop.abort());
-      }, deps.heartbeatMs);
+      const out = new WatchedStream(stream, {
+        stallMs: deps.stallMs,
+        heartbeatMs: deps.heartbeatMs,
+        onStall: () => {
+          stop.abort();
+          nodeResponse(c.env)?.destroy();
+          deps.logger.warn({ org: ns.org }, "task change stream cut off: the client stopped reading");
+        },
+      });
       try {
-        await stream.write(": following\n\n");
+        await out.write(() => stream.write(": following\n\n"));
         while (!stop.signal.aborted) {
           if (pending.size === 0) {
             await new Promise<void>((resolve) => {
@@ -123,11 +142,12 @@ export function registerTaskChangeRoutes(app: Hono<GatewayEnv>, deps: RouteDeps)
           const batch = [...pending.values()];
           pending.clear();
           for (const record of batch) {
-            await stream.writeSSE({ event: "task", data: JSON.stringify(viewOfRecord(record, orgQuery)) });
+            await out.writeSSE({ event: "task", data: JSON.stringify(viewOfRecord(record, orgQuery)) });
           }
         }
       } finally {
-        clearInterval(heartbeat);
+        out.stop();
+        release();
         changes.delete(listener);
         deps.closing.removeEventListener("abort", onClosing);
         deps.metrics.sseClients.dec({ org });

@@ -24,6 +24,7 @@ import { registerOpenApi } from "./openapi.js";
 import { HttpProblem, PROBLEM_JSON, toProblem } from "./problem.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { GatewayEnv, RouteDeps } from "./route-context.js";
+import { DEFAULT_STREAM_LIMITS, StreamSlots } from "./stream-guard.js";
 import { registerTaskRoutes } from "./task-routes.js";
 
 /** Default `listen` address: loopback only. */
@@ -93,6 +94,14 @@ export class Gateway {
       logger,
       heartbeatMs: parseDuration("gateway.heartbeat", options.heartbeat ?? "15s"),
       maxWaitMs: parseDuration("gateway.maxWait", options.maxWait ?? "5m"),
+      streams: new StreamSlots({
+        perToken: options.streams?.perToken ?? DEFAULT_STREAM_LIMITS.perToken,
+        total: options.streams?.total ?? DEFAULT_STREAM_LIMITS.total,
+      }),
+      stallMs: parseDuration(
+        "gateway.streams.stall",
+        options.streams?.stall ?? DEFAULT_STREAM_LIMITS.stallMs,
+      ),
       closing: this.closer.signal,
     };
 
@@ -110,6 +119,8 @@ export class Gateway {
     app.use("*", async (c, next) => {
       const started = performance.now();
       await next();
+      // No answer of the gateway is to be read as anything but its declared type (errors too).
+      c.res.headers.set("X-Content-Type-Options", "nosniff");
       const route = c.req.routePath === "/*" || c.req.routePath === "*" ? "unmatched" : c.req.routePath;
       const token = c.get("principal")?.name ?? "";
       const status = String(c.res.status);

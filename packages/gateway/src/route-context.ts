@@ -5,6 +5,7 @@ import type { Principal } from "./auth.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { GatewayNamespace, Namespaces } from "./namespaces.js";
 import { HttpProblem } from "./problem.js";
+import type { StreamSlots } from "./stream-guard.js";
 
 /** The per-request values the gateway's middleware sets. */
 export interface GatewayEnv {
@@ -20,6 +21,10 @@ export interface RouteDeps {
   heartbeatMs: number;
   /** Longest `?wait=` of a result long-poll, ms. */
   maxWaitMs: number;
+  /** Open streams and long-polls, per token and in all. */
+  streams: StreamSlots;
+  /** A stream client that has not taken a write for this long (ms) is cut off. */
+  stallMs: number;
   /** Aborted when the gateway closes: ends every open event stream. */
   closing: AbortSignal;
 }

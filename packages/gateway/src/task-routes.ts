@@ -140,6 +140,7 @@ export function registerTaskRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void
     if (!view) throw notFound(`task ${taskID}`);
     if (view.result) return c.json(view.result);
     if (wait > 0) {
+      const release = deps.streams.acquire(c.get("principal").name);
       try {
         const result = await ns.dispatcher.task(taskID).result({ timeout: wait, signal: c.req.raw.signal });
         return c.json(result);
@@ -148,6 +149,8 @@ export function registerTaskRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void
         // as proxies log it; nobody reads it).
         if (c.req.raw.signal.aborted) return new Response(null, { status: 499 });
         if (!(err instanceof WaitTimeoutError)) throw err;
+      } finally {
+        release();
       }
     }
     const now = await describe(ns, taskID, orgQuery);
