@@ -19,9 +19,19 @@ export class DeadLettersApi {
    * A task that carried an inline git token (`workspace.git.token`) lost it when it was
    * dead-lettered (`letter.gitTokenRemoved`): pass `credentials` (a secrets-bucket key, or the
    * token) or the replay is refused before anything changes.
+   *
+   * A dead letter appears before its run has settled the task's lease: the replay waits for that
+   * (up to `options.settleTimeoutMs`, 15 s by default, or the lease's expiry), then fails with a
+   * retryable `WAIT_TIMEOUT` error having changed nothing.
    */
-  async replay(taskID: string, credentials: ReplayCredentials = {}): Promise<DeadLetter> {
+  async replay(
+    taskID: string,
+    credentials: ReplayCredentials = {},
+    options: { settleTimeoutMs?: number } = {},
+  ): Promise<DeadLetter> {
     validateName("taskID", taskID);
-    return guarded(`replaying dead letter ${taskID}`, () => this.letters.replay(taskID, credentials));
+    return guarded(`replaying dead letter ${taskID}`, () =>
+      this.letters.replay(taskID, credentials, options),
+    );
   }
 }

@@ -1,7 +1,9 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { headers } from "@nats-io/transport-node";
+import { setTimeout as delay } from "node:timers/promises";
 import { Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import { casUpdate } from "./kv-json.js";
 import { MAX_ERROR_BYTES, cutUtf8, messageBudget, utf8Length } from "./limits.js";
@@ -74,7 +76,11 @@ export class DeadLetters {
    * the retry budget starts over), then republishes the original message on its subject. A task
    * whose inline git token was removed needs `credentials` (checked before anything changes).
    */
-  async replay(taskID: string, credentials: ReplayCredentials = {}): Promise<DeadLetter> {
+  async replay(
+    taskID: string,
+    credentials: ReplayCredentials = {},
+    options: { settleTimeoutMs?: number } = {},
+  ): Promise<DeadLetter> {
     validateName("taskID", taskID);
     const jsm = await jetstreamManager(this.nc);
     let letter: DeadLetter;
@@ -95,6 +101,7 @@ export class DeadLetters {
       letter = { ...letter, payload: await this.storedPayload(letter, letter.payloadRef.key) };
     const payload = replayPayload(letter, credentials);
     const leases = await new Kvm(this.nc).open(this.names.kv.leases);
+    await settledLease(leases, taskID, options.settleTimeoutMs ?? REPLAY_SETTLE_TIMEOUT_MS);
     const { value } = await casUpdate(leases, `task.${taskID}`, TaskLease, (current) => ({
       taskID,
       state: "replayed" as const,
@@ -132,6 +139,37 @@ export class DeadLetters {
       );
     }
     return new TextDecoder().decode(data);
+  }
+}
+
+/** How long a replay waits for the dead-lettered run to settle its lease. */
+export const REPLAY_SETTLE_TIMEOUT_MS = 15_000;
+
+/**
+ * Waits until no live run holds the task's lease. A worker writes the dead letter before it
+ * publishes the error result and settles the lease (`publishing`, then `done`): a replay in that
+ * window would race the settling run (its result published after the replay's purge, its lease
+ * write over the replay's). A held lease that expires (its worker died) counts as settled.
+ */
+async function settledLease(leases: KV, taskID: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const entry = await leases.get(`task.${taskID}`);
+    const parsed = entry && entry.operation === "PUT" ? TaskLease.safeParse(entry.json()) : undefined;
+    const lease = parsed?.success ? parsed.data : undefined;
+    const held =
+      lease !== undefined &&
+      (lease.state === "running" || lease.state === "publishing") &&
+      (lease.expiresAt === undefined || lease.expiresAt > Date.now());
+    if (!held) return;
+    if (Date.now() >= deadline) {
+      throw new StationError(
+        ErrorCodes.WaitTimeout,
+        `dead letter ${taskID}: its last run (worker ${lease.workerID ?? "unknown"}) is still settling (lease ${lease.state}); retry the replay in a moment`,
+        { retryable: true },
+      );
+    }
+    await delay(Math.min(100, Math.max(1, deadline - Date.now())));
   }
 }
 
