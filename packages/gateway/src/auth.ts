@@ -35,8 +35,17 @@ export function secretDigest(
       `${label}: environment variable ${secret.tokenEnv ?? "(none)"} is not set; set it to the token or give sha256`,
     );
   }
+  if (value.length < MIN_TOKEN_LENGTH) {
+    throw new StationError(
+      ErrorCodes.InvalidConfig,
+      `${label}: the token in ${secret.tokenEnv ?? "(none)"} has ${value.length} characters; use at least ${MIN_TOKEN_LENGTH} (e.g. \`openssl rand -hex 32\`)`,
+    );
+  }
   return createHash("sha256").update(value, "utf8").digest();
 }
+
+/** Shortest token the gateway takes from the environment (a digest's token cannot be checked). */
+export const MIN_TOKEN_LENGTH = 16;
 
 /**
  * The gateway's bearer tokens. Only SHA-256 digests are kept; a presented token is hashed and

@@ -153,6 +153,20 @@ describe("authentication and roles", () => {
     expect(text).toContain("station_queue_depth");
     expect(text).toMatch(/station_workers\{org="",liveness="alive"\} 1/);
   });
+
+  it("refuses to start with a token from the environment shorter than 16 characters, without showing it", () => {
+    const build = (token: string) => () =>
+      Gateway.create({
+        namespaces: [env.namespace],
+        tokens: [{ name: "short", tokenEnv: "GW_SHORT", role: "operator" }],
+        env: { GW_SHORT: token },
+      });
+    expect(build("hunter2")).toThrow(
+      "gateway.tokens[0] (short): the token in GW_SHORT has 7 characters; use at least 16",
+    );
+    expect(build("hunter2")).not.toThrow(/hunter2/);
+    expect(build("a".repeat(16))).not.toThrow();
+  });
 });
 
 describe("hostile requests", () => {
