@@ -24,6 +24,7 @@ import { registerOpenApi } from "./openapi.js";
 import { HttpProblem, PROBLEM_JSON, toProblem } from "./problem.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { GatewayEnv, RouteDeps } from "./route-context.js";
+import { registerStatsRoutes } from "./stats-routes.js";
 import { registerTaskRoutes } from "./task-routes.js";
 
 /** Default `listen` address: loopback only. */
@@ -166,6 +167,7 @@ export class Gateway {
     registerEventRoutes(app, deps);
     registerTaskChangeRoutes(app, deps);
     registerNamespaceRoutes(app, deps);
+    registerStatsRoutes(app, deps);
   }
 
   /** Builds the gateway (nothing listens until {@link listen}). */
