@@ -113,7 +113,9 @@ describe("the console's throughput and costs", () => {
     expect(await costs.locator("rect").count()).toBe(2);
 
     await page.getByText("The numbers per hour").click();
-    const table = page.getByRole("table", { name: "Tasks finished and their cost per hour, this namespace" });
+    const table = page.getByRole("table", {
+      name: "Tasks finished and their cost per hour in this namespace",
+    });
     expect(await cells(page, table.locator("tfoot tr"))).toEqual(["Total", "4", "$2.88"]);
     const rows = await table.locator("tbody tr").all();
     expect(rows).toHaveLength(24);

@@ -10,7 +10,8 @@ const W = 720;
 const H = 120;
 const STATS_POLL_MS = 15_000;
 
-const orgName = (org) => (org === "" ? "this namespace" : `org ${org}`);
+// Not "org acme" in labels: the word would make every label here match the header's "Org" picker.
+const orgName = (org) => (org === "" ? "this namespace" : org);
 
 /** The per-minute series folded into hours: [{ start, tasks, cost }]. */
 function hours(stats, series) {
@@ -61,20 +62,20 @@ function HourChart({ costs, label }) {
   </svg>`;
 }
 
-function OrgThroughput({ stats, series }) {
+function OrgThroughput({ stats, series, several }) {
   const name = orgName(series.org);
   const span = `the last ${stats.hours} hours`;
   const peak = Math.max(0, ...series.tasksPerMinute);
   const peakCost = Math.max(0, ...series.costPerHour);
   const rows = hours(stats, series);
-  return html`<section class="throughput" aria-label=${`Throughput of ${name}`}>
-    ${series.org !== "" ? html`<h3>${name}</h3>` : null}
+  return html`<section class="throughput" aria-label=${`Throughput in ${name}`}>
+    ${several ? html`<h3>Org ${series.org}</h3>` : null}
     <div class="charts">
       <figure>
         <figcaption>Tasks finished per minute</figcaption>
         <${MinuteChart}
           counts=${series.tasksPerMinute}
-          label=${`Tasks finished per minute over ${span}, ${name}: ${series.totals.tasks} in all, at most ${peak} in a minute`}
+          label=${`Tasks finished per minute over ${span} in ${name}: ${series.totals.tasks} in all, at most ${peak} in a minute`}
         />
         <p class="chart-scale"><span>${fmt.time(stats.from)}</span><span>now</span></p>
       </figure>
@@ -82,16 +83,16 @@ function OrgThroughput({ stats, series }) {
         <figcaption>Cost per hour</figcaption>
         <${HourChart}
           costs=${series.costPerHour}
-          label=${`Cost per hour over ${span}, ${name}: ${fmt.cost(series.totals.cost)} in all, at most ${fmt.cost(peakCost)} in an hour`}
+          label=${`Cost per hour over ${span} in ${name}: ${fmt.cost(series.totals.cost)} in all, at most ${fmt.cost(peakCost)} in an hour`}
         />
         <p class="chart-scale"><span>${fmt.time(stats.from)}</span><span>now</span></p>
       </figure>
     </div>
     <details>
-      <summary>The numbers per hour, ${name}</summary>
+      <summary>The numbers per hour in ${name}</summary>
       <table>
         <caption>
-          Tasks finished and their cost per hour, ${name}
+          Tasks finished and their cost per hour in ${name}
         </caption>
         <thead>
           <tr>
@@ -131,7 +132,13 @@ export function Throughput({ paused }) {
     ${
       stats
         ? stats.orgs.map(
-            (series) => html`<${OrgThroughput} key=${series.org} stats=${stats} series=${series} />`,
+            (series) =>
+              html`<${OrgThroughput}
+                key=${series.org}
+                stats=${stats}
+                series=${series}
+                several=${stats.orgs.length > 1}
+              />`,
           )
         : html`<p>Loading…</p>`
     }
