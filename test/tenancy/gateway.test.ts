@@ -118,6 +118,59 @@ describe("the gateway with two orgs", () => {
     expect((await api(TOKENS.acme, "/v1/tasks/viewed/cancel", { method: "POST" })).status).toBe(202);
   });
 
+  it("gives an org token the stats and costs of its own org only, and an admin one entry per org", async () => {
+    const billed = (taskID: string, cost: number, model: string) => ({
+      taskID,
+      prompt: JSON.stringify({ steps: [{ text: model }], usage: { input: 30, output: 3 }, cost, model }),
+    });
+    for (const [token, task] of [
+      [TOKENS.acme, billed("acme-billed", 0.5, "acme-model")],
+      [TOKENS.globex, billed("globex-billed", 0.25, "globex-model")],
+    ] as const) {
+      expect((await api(token, "/v1/tasks", { method: "POST", json: task })).status).toBe(202);
+      expect((await api(token, `/v1/tasks/${task.taskID}/result?wait=30s`)).status).toBe(200);
+    }
+    type Stats = { orgs: { org: string; totals: { tasks: number; cost: number } }[] };
+    type Costs = { items: { org: string; model: string | null; cost: number }[] };
+    const read = async <T>(token: string, path: string): Promise<T> => {
+      const response = await api(token, path);
+      expect(response.status, path).toBe(200);
+      return (await response.json()) as T;
+    };
+
+    // Each org token: its org, nothing of the other's; naming the other org is not found.
+    const mine: Record<string, Stats["orgs"][number]> = {};
+    for (const [org, token, other] of [
+      ["acme", TOKENS.acmeViewer, "globex"],
+      ["globex", TOKENS.globex, "acme"],
+    ] as const) {
+      const stats = await read<Stats>(token, "/v1/stats");
+      expect(stats.orgs.map((o) => o.org)).toEqual([org]);
+      mine[org] = stats.orgs[0]!;
+      const costs = await read<Costs>(token, "/v1/costs");
+      expect(new Set(costs.items.map((l) => l.org))).toEqual(new Set([org]));
+      expect(costs.items.find((l) => l.model === `${org}-model`)?.cost).toBe(org === "acme" ? 0.5 : 0.25);
+      expect(JSON.stringify(costs)).not.toContain(`${other}-model`);
+      for (const path of [`/v1/stats?org=${other}`, `/v1/costs?org=${other}`]) {
+        const refused = await api(token, path);
+        expect(refused.status, path).toBe(404);
+        expect(await refused.text()).not.toContain(`${other}-model`);
+      }
+    }
+    expect(mine.acme!.totals.cost).toBe(0.5);
+    expect(mine.globex!.totals.cost).toBe(0.25);
+
+    // The admin: both orgs, each as its own token sees it; or one, when it names it.
+    const all = await read<Stats>(TOKENS.admin, "/v1/stats");
+    expect(all.orgs.map((o) => o.org)).toEqual(["acme", "globex"]);
+    for (const o of all.orgs) expect(o.totals).toEqual(mine[o.org]!.totals);
+    const one = await read<Stats>(TOKENS.admin, "/v1/stats?org=globex");
+    expect(one.orgs.map((o) => o.org)).toEqual(["globex"]);
+    const costs = await read<Costs>(TOKENS.admin, "/v1/costs");
+    expect(costs.items.find((l) => l.model === "acme-model")?.org).toBe("acme");
+    expect(costs.items.find((l) => l.model === "globex-model")?.org).toBe("globex");
+  });
+
   it("lets an admin token name either org, and asks it to name one", async () => {
     const none = await api(TOKENS.admin, "/v1/status");
     expect(none.status).toBe(400);
@@ -160,6 +213,11 @@ describe("the web console with two orgs", () => {
     try {
       const { page } = acme;
       await page.getByText("org acme").waitFor();
+      // The overview's charts: acme's only.
+      await page
+        .getByRole("img", { name: /^Tasks finished per minute over the last 24 hours in acme:/ })
+        .waitFor();
+      expect(await page.getByRole("img", { name: /in globex:/ }).count()).toBe(0);
       await page.goto(`${url}/#/tasks`);
       await page.locator('tr[data-task="acme-console"]').waitFor();
       expect(await page.locator('tr[data-task="globex-console"]').count()).toBe(0);
@@ -182,6 +240,12 @@ describe("the web console with two orgs", () => {
     const admin = await signedIn(TOKENS.admin);
     try {
       const { page } = admin;
+      // One pair of charts per org, whichever org is picked.
+      for (const name of ["acme", "globex"]) {
+        await page
+          .getByRole("img", { name: new RegExp(`^Cost per hour over the last 24 hours in ${name}:`) })
+          .waitFor();
+      }
       const org = page.getByLabel("Org");
       expect(await org.locator("option").allTextContents()).toEqual(["acme", "globex"]);
       await org.selectOption("globex");

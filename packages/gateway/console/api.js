@@ -33,10 +33,10 @@ export class ApiError extends Error {
   }
 }
 
-function headers(token, extra = {}) {
+function headers(token, extra = {}, everyOrg = false) {
   const h = { Authorization: `Bearer ${token}`, ...extra };
   const org = storedOrg();
-  if (org !== "") h["Station-Org"] = org;
+  if (org !== "" && !everyOrg) h["Station-Org"] = org;
   return h;
 }
 
@@ -63,14 +63,17 @@ export async function signIn(token) {
   return me;
 }
 
-/** A JSON request to the gateway as the signed-in token. */
-export async function api(path, { method = "GET", json, signal } = {}) {
+/**
+ * A JSON request to the gateway as the signed-in token. `everyOrg`: without the admin's chosen org,
+ * so that an aggregate (stats, costs) covers every org the token may see.
+ */
+export async function api(path, { method = "GET", json, signal, everyOrg = false } = {}) {
   const token = storedToken();
   if (token === null) throw new ApiError(401, { detail: "not signed in" });
   const response = await fetch(path, {
     method,
     signal,
-    headers: headers(token, json !== undefined ? { "Content-Type": "application/json" } : {}),
+    headers: headers(token, json !== undefined ? { "Content-Type": "application/json" } : {}, everyOrg),
     ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
   });
   if (!response.ok) throw await failure(response);

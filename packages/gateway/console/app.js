@@ -4,6 +4,7 @@
 import { html, render, useEffect, useState } from "/console/vendor/preact-htm.js";
 import { setOrg, signIn, signOut, storedOrg, storedToken } from "/console/api.js";
 import { ErrorNote, canWrite, useRoute } from "/console/ui.js";
+import { Costs } from "/console/views/costs.js";
 import { Overview } from "/console/views/overview.js";
 import { DeadLetters, Sessions, Workers } from "/console/views/pages.js";
 import { Submit } from "/console/views/submit.js";
@@ -54,6 +55,7 @@ const NAV = [
   ["sessions", "Sessions"],
   ["workers", "Workers"],
   ["dead-letters", "Dead letters"],
+  ["costs", "Costs"],
 ];
 
 function Frame({ me, route, onSignOut, children }) {
@@ -138,6 +140,8 @@ function view(me, route) {
       return html`<${Workers} />`;
     case "dead-letters":
       return html`<${DeadLetters} me=${me} />`;
+    case "costs":
+      return html`<${Costs} query=${route.query} />`;
     default:
       return html`<${Overview} />`;
   }

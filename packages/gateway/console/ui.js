@@ -66,8 +66,8 @@ export const canWrite = (me) => me.role === "operator" || me.role === "admin";
 // ---------------------------------------------------------------------------------------------
 // Shared pieces
 
-/** Runs `load` now and every POLL_MS unless paused; returns [data, error, reload]. */
-export function usePolling(load, deps, paused = false) {
+/** Runs `load` now and every `every` ms unless paused; returns [data, error, reload]. */
+export function usePolling(load, deps, paused = false, every = POLL_MS) {
   const [state, setState] = useState({ data: undefined, error: undefined });
   const loadRef = useRef(load);
   loadRef.current = load;
@@ -85,9 +85,9 @@ export function usePolling(load, deps, paused = false) {
   }, deps);
   useEffect(() => {
     if (paused) return undefined;
-    const timer = setInterval(() => void reload(), POLL_MS);
+    const timer = setInterval(() => void reload(), every);
     return () => clearInterval(timer);
-  }, [paused, ...deps]);
+  }, [paused, every, ...deps]);
   return [state.data, state.error, reload];
 }
 

@@ -28,6 +28,8 @@ const MODULES = [
   "views/task-detail.js",
   "views/submit.js",
   "views/pages.js",
+  "views/throughput.js",
+  "views/costs.js",
 ];
 
 const FILES: Record<string, { path: string; type: string }> = {

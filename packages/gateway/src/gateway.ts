@@ -24,6 +24,7 @@ import { registerOpenApi } from "./openapi.js";
 import { HttpProblem, PROBLEM_JSON, toProblem } from "./problem.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { GatewayEnv, RouteDeps } from "./route-context.js";
+import { registerStatsRoutes } from "./stats-routes.js";
 import { DEFAULT_STREAM_LIMITS, StreamSlots } from "./stream-guard.js";
 import { registerTaskRoutes } from "./task-routes.js";
 
@@ -177,6 +178,7 @@ export class Gateway {
     registerEventRoutes(app, deps);
     registerTaskChangeRoutes(app, deps);
     registerNamespaceRoutes(app, deps);
+    registerStatsRoutes(app, deps);
   }
 
   /** Builds the gateway (nothing listens until {@link listen}). */

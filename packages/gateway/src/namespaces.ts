@@ -93,6 +93,16 @@ export class Namespaces {
     return ns;
   }
 
+  /**
+   * The namespaces a request aggregates over (stats, costs): the one named, else every namespace
+   * for an admin of all orgs, else the token's own; the same not-found rules as {@link resolve}.
+   */
+  visible(principal: Principal, requested: string | undefined): GatewayNamespace[] {
+    const named = requested !== undefined && requested !== "";
+    if (!named && principal.role === "admin" && principal.org === undefined) return [...this.all];
+    return [this.resolve(principal, requested)];
+  }
+
   private orgNames(): string {
     return this.all.map((ns) => ns.org ?? "(single-tenant)").join(", ");
   }

@@ -4,10 +4,12 @@ import {
   ArtifactList,
   BulkReplayRequest,
   BulkReplayResult,
+  CostTable,
   Me,
   Problem,
   RecordList,
   ReplayRequest,
+  Stats,
   SubmitAccepted,
   TaskList,
   TaskState,
@@ -79,6 +81,9 @@ function routes(): RouteConfig[] {
             .openapi({ description: `Comma-separated: ${TaskState.options.join(", ")}` }),
           session: z.string().optional(),
           worker: z.string().optional(),
+          q: z.string().optional().openapi({
+            description: "Text the prompt's first 200 characters contain, ignoring case",
+          }),
           since: z.string().optional().openapi({ description: "ISO 8601 time" }),
           limit: z.string().optional().openapi({ description: "1 to 1000, default 50" }),
           cursor: z.string().optional().openapi({ description: "`next` of the previous page" }),
@@ -273,6 +278,44 @@ function routes(): RouteConfig[] {
       responses: {
         200: { description: "What was replayed", content: json(BulkReplayResult) },
         ...writeErrors,
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/stats",
+      tags: ["namespace"],
+      summary: "Tasks finished per minute and their cost per hour, per org",
+      description:
+        "Read from the task index: tasks that reached a final status in the last `hours`, bucketed by their " +
+        "finishedAt. An admin of all orgs gets one entry per org unless it names one with ?org= or Station-Org.",
+      request: {
+        query: OrgQuery.extend({
+          hours: z.string().optional().openapi({ description: "1 to 168, default 24" }),
+        }),
+      },
+      responses: {
+        200: { description: "Buckets and totals", content: json(Stats) },
+        422: problem("A bad hours"),
+        ...errors,
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/costs",
+      tags: ["namespace"],
+      summary: "Finished tasks, tokens and cost by org and model",
+      description:
+        "Everything the task index keeps (as long as results are kept), or since ?since=. An admin of all " +
+        "orgs gets every org unless it names one.",
+      request: {
+        query: OrgQuery.extend({
+          since: z.string().optional().openapi({ description: "ISO 8601 time: tasks finished since" }),
+        }),
+      },
+      responses: {
+        200: { description: "One line per org, provider and model", content: json(CostTable) },
+        422: problem("A bad since"),
+        ...errors,
       },
     },
     {

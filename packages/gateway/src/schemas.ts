@@ -152,6 +152,57 @@ export const Me = z
   })
   .openapi("Me");
 
+/** Throughput and cost over time of one org (`GET /v1/stats`). */
+export const OrgStats = z
+  .object({
+    /** The org ("" is the single-tenant namespace). */
+    org: z.string(),
+    /** Tasks that reached a final status, per minute from `from` (hours × 60 buckets). */
+    tasksPerMinute: z.array(z.number().int()),
+    /** Their cost in USD per hour from `from` (hours buckets). */
+    costPerHour: z.array(z.number()),
+    totals: z.object({
+      tasks: z.number().int(),
+      completed: z.number().int(),
+      cost: z.number(),
+      tokens: z.number(),
+    }),
+  })
+  .openapi("OrgStats");
+
+/** The answer to `GET /v1/stats`: tasks finished by their `finishedAt`, per org visible to the token. */
+export const Stats = z
+  .object({
+    /** Start of the first bucket (a minute boundary). */
+    from: z.string(),
+    /** End of the last bucket (exclusive): the end of the current minute. */
+    to: z.string(),
+    hours: z.number().int(),
+    orgs: z.array(OrgStats),
+  })
+  .openapi("Stats");
+
+/** One line of the cost table: an org's finished tasks of one provider and model. */
+export const CostLine = z
+  .object({
+    org: z.string(),
+    /** null: results that named no model. */
+    model: z.string().nullable(),
+    provider: z.string().optional(),
+    tasks: z.number().int(),
+    /** Input plus output tokens (older records without the split count here only). */
+    tokens: z.number(),
+    inputTokens: z.number(),
+    outputTokens: z.number(),
+    cost: z.number(),
+  })
+  .openapi("CostLine");
+
+/** The answer to `GET /v1/costs`. */
+export const CostTable = z
+  .object({ since: z.string().nullable(), items: z.array(CostLine) })
+  .openapi("CostTable");
+
 /**
  * The wire schemas as OpenAPI components, from the protocol's JSON Schema documents (made from
  * its zod schemas): `Task` as published, `TaskSubmission` (the same with `taskID` optional),

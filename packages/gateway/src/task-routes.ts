@@ -282,6 +282,17 @@ function listQuery(q: Record<string, string>): TaskListQuery {
   }
   if (q.session) out.session = q.session;
   if (q.worker) out.worker = q.worker;
+  if (q.q) {
+    if (q.q.length > 200) {
+      throw new HttpProblem(
+        422,
+        "validation-failed",
+        "q: at most 200 characters (the index keeps the first 200 of a prompt)",
+        { field: "query.q" },
+      );
+    }
+    out.q = q.q;
+  }
   if (q.since) {
     if (!Number.isFinite(Date.parse(q.since))) {
       throw new HttpProblem(422, "validation-failed", `since ${JSON.stringify(q.since)}: an ISO 8601 time`, {

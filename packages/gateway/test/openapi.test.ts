@@ -43,6 +43,8 @@ describe("the OpenAPI document", () => {
       "/v1/dead-letters",
       "/v1/dead-letters/{taskID}/replay",
       "/v1/dead-letters/replay",
+      "/v1/stats",
+      "/v1/costs",
       "/healthz",
       "/readyz",
       "/metrics",

@@ -356,6 +356,8 @@ export interface TaskListQuery {
   status?: TaskIndexStatus | readonly TaskIndexStatus[];
   session?: string;
   worker?: string;
+  /** Only tasks whose prompt excerpt contains this text, ignoring case. */
+  q?: string;
   /** Only tasks submitted (or, unseen by a dispatcher, started) at or after this time (ISO 8601 or a Date). */
   since?: string | Date;
   /** Page size, 1 to {@link MAX_TASK_LIST_LIMIT}. @default 50 */
@@ -504,6 +506,11 @@ export class TaskIndexView {
     return out;
   }
 
+  /** Every record in the view, newest first (a scan of the whole view: for aggregates). */
+  *records(): IterableIterator<TaskIndexRecord> {
+    for (const slot of this.sorted) yield slot.record;
+  }
+
   /** A task's record, or undefined. */
   get(taskID: string): TaskIndexRecord | undefined {
     return this.byID.get(taskID)?.record;
@@ -528,6 +535,7 @@ export class TaskIndexView {
         ? undefined
         : new Set(typeof query.status === "string" ? [query.status] : query.status);
     const since = query.since === undefined ? undefined : sinceMs(query.since);
+    const text = query.q === undefined || query.q === "" ? undefined : query.q.toLowerCase();
     let start = 0;
     if (query.cursor !== undefined) {
       const c = decodeCursor(query.cursor);
@@ -546,6 +554,7 @@ export class TaskIndexView {
       if (statuses && !statuses.has(r.status)) continue;
       if (query.session !== undefined && r.session !== query.session) continue;
       if (query.worker !== undefined && r.worker !== query.worker) continue;
+      if (text !== undefined && !(r.prompt ?? "").toLowerCase().includes(text)) continue;
       items.push(r);
       last = slot;
     }

@@ -88,6 +88,18 @@ describe("TaskIndexView", () => {
     expect(view.list({ status: ["completed", "error"], limit: 1000 }).items).toHaveLength(500);
   });
 
+  it("finds tasks whose prompt excerpt contains q, ignoring case, across pages", () => {
+    const v = new TaskIndexView();
+    for (let i = 0; i < 300; i += 1) {
+      v.apply(rec(i, { prompt: i % 100 === 7 ? `Fix the Flaky LOGIN test #${i}` : `task ${i}` }));
+    }
+    const first = v.list({ q: "flaky login", limit: 2 });
+    expect(first.items.map((r) => r.taskID)).toEqual(["t00207", "t00107"]);
+    expect(v.list({ q: "flaky login", cursor: first.next! }).items.map((r) => r.taskID)).toEqual(["t00007"]);
+    expect(v.list({ q: "nowhere" }).items).toEqual([]);
+    expect([...v.records()]).toHaveLength(300);
+  });
+
   it("ends with next null when the last page is exactly full", () => {
     const small = new TaskIndexView();
     for (let i = 0; i < 4; i += 1) small.apply(rec(i));

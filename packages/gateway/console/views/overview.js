@@ -1,8 +1,10 @@
-// The overview: queue depth, running tasks, workers and their busy slots, dead letters, the newest tasks.
+// The overview: queue depth, running tasks, workers and their busy slots, dead letters, throughput
+// and cost over the last day, the newest tasks.
 import { html, useState } from "/console/vendor/preact-htm.js";
 import { api } from "/console/api.js";
 import { ErrorNote, LiveToggle, StatusBadge, durationOf, excerpt, fmt, usePolling } from "/console/ui.js";
 import { WorkerTable } from "/console/views/pages.js";
+import { Throughput } from "/console/views/throughput.js";
 
 export function Overview() {
   const [paused, setPaused] = useState(false);
@@ -45,6 +47,7 @@ export function Overview() {
           </div>`,
       )}
     </dl>
+    <${Throughput} paused=${paused} />
     <h2>Workers</h2>
     <${WorkerTable} workers=${data?.status.workers ?? []} />
     <h2>Latest tasks</h2>

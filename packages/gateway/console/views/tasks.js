@@ -17,7 +17,7 @@ import {
 const FILTERS = ["status", "session", "worker", "since", "q"];
 const MAX_ROWS = 1000;
 
-/** Whether a task view passes the table's filters (the ones the list API takes, and `q`). */
+/** Whether a task view passes the table's filters (as the list API applies them), for live changes. */
 function matches(task, filters) {
   if (filters.status && !filters.status.split(",").includes(task.status)) return false;
   if (filters.session && task.session !== filters.session) return false;
@@ -40,7 +40,7 @@ function useLiveTasks(filters, key, paused) {
   const [state, setState] = useState({ rows: undefined, error: undefined });
   const list = useCallback(async () => {
     const params = new URLSearchParams({ limit: String(MAX_ROWS) });
-    for (const f of ["status", "session", "worker", "since"]) if (filters[f]) params.set(f, filters[f]);
+    for (const f of FILTERS) if (filters[f]) params.set(f, filters[f]);
     return (await api(`/v1/tasks?${params}`)).items.filter((t) => matches(t, filters));
   }, [key]);
   const reload = useCallback(async () => {

@@ -20,6 +20,8 @@ export interface paths {
                     status?: string;
                     session?: string;
                     worker?: string;
+                    /** @description Text the prompt's first 200 characters contain, ignoring case */
+                    q?: string;
                     /** @description ISO 8601 time */
                     since?: string;
                     /** @description 1 to 1000, default 50 */
@@ -1138,6 +1140,148 @@ export interface paths {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Tasks finished per minute and their cost per hour, per org
+         * @description Read from the task index: tasks that reached a final status in the last `hours`, bucketed by their finishedAt. An admin of all orgs gets one entry per org unless it names one with ?org= or Station-Org.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description The org (admin tokens of a gateway serving several orgs); also the Station-Org header */
+                    org?: string;
+                    /** @description 1 to 168, default 24 */
+                    hours?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Buckets and totals */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Stats"];
+                    };
+                };
+                /** @description No bearer token, or not one of the gateway's (with WWW-Authenticate: Bearer) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A bad hours */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Over the token's rate limit (with Retry-After) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/costs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Finished tasks, tokens and cost by org and model
+         * @description Everything the task index keeps (as long as results are kept), or since ?since=. An admin of all orgs gets every org unless it names one.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description The org (admin tokens of a gateway serving several orgs); also the Station-Org header */
+                    org?: string;
+                    /** @description ISO 8601 time: tasks finished since */
+                    since?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description One line per org, provider and model */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CostTable"];
+                    };
+                };
+                /** @description No bearer token, or not one of the gateway's (with WWW-Authenticate: Bearer) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A bad since */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Over the token's rate limit (with Retry-After) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -3243,6 +3387,37 @@ export interface components {
             /** Format: date-time */
             since?: string;
             limit?: number;
+        };
+        Stats: {
+            from: string;
+            to: string;
+            hours: number;
+            orgs: components["schemas"]["OrgStats"][];
+        };
+        OrgStats: {
+            org: string;
+            tasksPerMinute: number[];
+            costPerHour: number[];
+            totals: {
+                tasks: number;
+                completed: number;
+                cost: number;
+                tokens: number;
+            };
+        };
+        CostTable: {
+            since: string | null;
+            items: components["schemas"]["CostLine"][];
+        };
+        CostLine: {
+            org: string;
+            model: string | null;
+            provider?: string;
+            tasks: number;
+            tokens: number;
+            inputTokens: number;
+            outputTokens: number;
+            cost: number;
         };
     };
     responses: never;

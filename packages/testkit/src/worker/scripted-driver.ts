@@ -27,10 +27,14 @@ export type Step =
   /** Writes `count` small files named `<prefix><n>.txt`. */
   | { writeFiles: { count: number; prefix: string } };
 
-/** A script: steps and the usage to report. */
+/** A script: steps and the usage, cost and model to report (defaults: 10 in, 5 out, $0, "scripted"). */
 export interface Script {
   steps: Step[];
   usage?: { input: number; output: number };
+  /** USD. */
+  cost?: number;
+  model?: string;
+  provider?: string;
 }
 
 /** Builds a prompt that runs `steps`. */
@@ -154,9 +158,9 @@ export class ScriptedDriver implements AgentDriver {
       text,
       toolCalls,
       tokens: { input: usage.input, output: usage.output, reasoning: 0, cacheRead: 0, cacheWrite: 0 },
-      cost: 0,
-      model: "scripted",
-      provider: "test",
+      cost: s.cost ?? 0,
+      model: s.model ?? "scripted",
+      provider: s.provider ?? "test",
       finishReason: "stop",
       steps: 1,
     };
