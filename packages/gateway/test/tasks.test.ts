@@ -82,7 +82,16 @@ describe("submit and follow over HTTP", () => {
     expect(second.response.status).toBe(200);
     expect(second.body).toMatchObject({ taskID: "idem-1", duplicate: true });
     expect((await resultOf("idem-1")).status).toBe("completed");
-    // Again after it finished: still the same task, and it does not run again.
+    // Again after it finished (and the index says so): still the same task, and it does not run again.
+    await waitFor(
+      async () => {
+        const { items } = (await (await env.api("/v1/tasks?status=completed")).json()) as {
+          items: { taskID: string }[];
+        };
+        return items.some((t) => t.taskID === "idem-1");
+      },
+      { message: "idem-1 completed in the index" },
+    );
     const third = await submit(task, { "Idempotency-Key": "idem-1" });
     expect(third.response.status).toBe(200);
     expect(third.body).toMatchObject({ taskID: "idem-1", status: "completed", duplicate: true });
