@@ -115,9 +115,54 @@ export function describeStep(event) {
   }
 }
 
+/** File extension -> highlight.js language (one of those the gateway serves, src/console-routes.ts). */
+const BY_EXTENSION = new Map(
+  Object.entries({
+    ts: "typescript",
+    tsx: "typescript",
+    mts: "typescript",
+    cts: "typescript",
+    js: "javascript",
+    jsx: "javascript",
+    mjs: "javascript",
+    cjs: "javascript",
+    py: "python",
+    pyi: "python",
+    go: "go",
+    rs: "rust",
+    java: "java",
+    json: "json",
+    md: "markdown",
+    yml: "yaml",
+    yaml: "yaml",
+    sh: "bash",
+    bash: "bash",
+    c: "c",
+    h: "c",
+    cc: "cpp",
+    cpp: "cpp",
+    cxx: "cpp",
+    hpp: "cpp",
+    css: "css",
+    html: "xml",
+    xml: "xml",
+    svg: "xml",
+    sql: "sql",
+    rb: "ruby",
+  }),
+);
+
+/** The language of a file by its extension, or undefined (shown plain). */
+export function languageOf(fileName) {
+  const base = fileName.split("/").pop() ?? "";
+  const dot = base.lastIndexOf(".");
+  if (dot <= 0) return undefined;
+  return BY_EXTENSION.get(base.slice(dot + 1).toLowerCase());
+}
+
 /**
  * A unified diff as files of lines, each line classified for colouring: `add`, `del`, `hunk`,
- * `meta` (file headers) or `ctx`.
+ * `meta` (file headers) or `ctx`; each file with its language by extension (undefined: plain).
  */
 export function parseDiff(text) {
   const files = [];
@@ -125,7 +170,8 @@ export function parseDiff(text) {
   for (const line of text.split("\n")) {
     if (line.startsWith("diff --git ")) {
       const match = / b\/(.*)$/.exec(line);
-      current = { name: match ? match[1] : line.slice(11), lines: [], added: 0, deleted: 0 };
+      const name = match ? match[1] : line.slice(11);
+      current = { name, language: languageOf(name), lines: [], added: 0, deleted: 0 };
       files.push(current);
     }
     if (!current) {

@@ -1,5 +1,5 @@
 // Task detail: the run's story as it happens, the result, the diff, cancel and replay.
-import { html, useCallback, useEffect, useState } from "/console/vendor/preact-htm.js";
+import { html, useCallback, useEffect, useMemo, useState } from "/console/vendor/preact-htm.js";
 import { api, followEvents } from "/console/api.js";
 import { addEvent, describeStep, emptyStory, parseDiff } from "/console/story.js";
 import { ACTIVE, ErrorNote, POLL_MS, StatusBadge, canWrite, durationOf, fmt } from "/console/ui.js";
@@ -235,18 +235,50 @@ function StoryItem({ item }) {
 }
 
 function Diff({ patch }) {
+  const files = useMemo(() => (patch?.text ? parseDiff(patch.text) : []), [patch]);
+  // The highlighter and the languages this diff needs load on demand; until then lines are plain.
+  const [highlighter, setHighlighter] = useState(undefined);
+  useEffect(() => {
+    const languages = new Set(files.map((f) => f.language).filter(Boolean));
+    if (languages.size === 0) return;
+    let live = true;
+    import("/console/highlight.js")
+      .then(async (h) => {
+        await Promise.all([...languages].map((l) => h.loadLanguage(l)));
+        if (live) setHighlighter(h);
+      })
+      .catch((err) => console.warn("highlighting unavailable", err));
+    return () => {
+      live = false;
+    };
+  }, [files]);
   if (patch === undefined) return html`<p class="muted">Loading the diff…</p>`;
   if (patch === null || patch.text.trim() === "") return html`<p class="muted">No changes.</p>`;
-  const files = parseDiff(patch.text);
   return html`<div class="diff" aria-label="Diff">
     ${files.map(
       (f) =>
-        html`<section class="diff-file">
+        html`<section class="diff-file" data-language=${f.language ?? "plain"}>
           <h3>
             <code>${f.name}</code> <span class="add">+${f.added}</span> <span class="del">−${f.deleted}</span>
           </h3>
-          <pre>${f.lines.map((l) => html`<span class=${`dl dl-${l.kind}`}>${l.text}</span>`)}</pre>
+          <${DiffLines} file=${f} highlighter=${highlighter} />
         </section>`,
     )}
   </div>`;
+}
+
+/** A file's lines: +/- colouring always, tokens coloured when its language is known and loaded. */
+function DiffLines({ file, highlighter }) {
+  const lang =
+    highlighter && file.lines.length <= highlighter.MAX_HIGHLIGHTED_LINES ? file.language : undefined;
+  return html`<pre class=${lang ? `hljs language-${lang}` : ""}>
+${file.lines.map((l) => {
+      if (!lang || (l.kind !== "add" && l.kind !== "del" && l.kind !== "ctx") || l.text.startsWith("\\")) {
+        return html`<span class=${`dl dl-${l.kind}`}>${l.text}</span>`;
+      }
+      return html`<span class=${`dl dl-${l.kind}`}
+        ><span class="sign">${l.text.slice(0, 1)}</span
+        ><span dangerouslySetInnerHTML=${{ __html: highlighter.highlightLine(lang, l.text.slice(1)) }}></span
+      ></span>`;
+    })}</pre>`;
 }
