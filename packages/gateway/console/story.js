@@ -11,7 +11,8 @@ const GIT_TYPES = new Set(["git_clone", "git_pull", "git_checkout", "git_commit"
 
 /**
  * Adds one event to a story (mutating it; the caller re-renders). Events already seen (a resumed
- * stream) are ignored by seq.
+ * stream) are ignored by seq. A step that changes (more text, its tool's end) bumps its `rev`, so
+ * that the page re-renders that step only.
  */
 export function addEvent(story, event) {
   if (typeof event.seq === "number") {
@@ -25,12 +26,14 @@ export function addEvent(story, event) {
       if (last && last.kind === event.type) {
         last.content += event.content ?? "";
         last.seqs.push(event.seq);
+        last.rev += 1;
       } else {
         story.items.push({
           kind: event.type,
           content: event.content ?? "",
           seqs: [event.seq],
           at: event.timestamp,
+          rev: 0,
         });
       }
       return story;
@@ -39,12 +42,13 @@ export function addEvent(story, event) {
       const callID = event.tool?.callID ?? `seq-${event.seq}`;
       let item = story.tools.get(callID);
       if (!item) {
-        item = { kind: "tool", callID, tool: {}, seqs: [], at: event.timestamp, running: true };
+        item = { kind: "tool", callID, tool: {}, seqs: [], at: event.timestamp, running: true, rev: 0 };
         story.tools.set(callID, item);
         story.items.push(item);
       }
       item.tool = { ...item.tool, ...event.tool };
       item.seqs.push(event.seq);
+      item.rev += 1;
       if (event.type === "tool_end") item.running = false;
       return story;
     }

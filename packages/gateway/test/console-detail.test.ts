@@ -5,8 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
 import type { WatchedPage } from "@station-coding/testkit/browser";
 import { launchChromium, openWatchedPage } from "@station-coding/testkit/browser";
-import { ScriptedDriver, script } from "@station-coding/testkit/worker";
-import { startWorker } from "@station-coding/testkit/worker";
+import { toolCallScenario } from "@station-coding/testkit";
+import { ScriptedDriver, script, startOpenCode, startWorker } from "@station-coding/testkit/worker";
 import type { GatewayEnv } from "./support/gateway-env.js";
 import { TOKENS, startGatewayEnv } from "./support/gateway-env.js";
 
@@ -27,12 +27,15 @@ afterAll(async () => {
   await env?.close();
 });
 
-/** A fresh tab signed in with `token`, on the overview. */
-async function signedIn(token: string, options: Parameters<typeof openWatchedPage>[1] = {}): Promise<Page> {
+/** A fresh tab signed in with `token` (to `env`'s gateway unless `url`), on the overview. */
+async function signedIn(
+  token: string,
+  options: Parameters<typeof openWatchedPage>[1] & { url?: string } = {},
+): Promise<Page> {
   const watched = await openWatchedPage(browser, options);
   pages.push(watched);
   const { page } = watched;
-  await page.goto(`${env.url}/`);
+  await page.goto(`${options.url ?? env.url}/`);
   await page.getByLabel("Gateway token").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("heading", { name: "Overview" }).waitFor();
@@ -84,5 +87,89 @@ describe("the console's task detail", () => {
     expect(await plain.getAttribute("data-language")).toBe("plain");
     expect(await plain.locator(".dl-add").allTextContents()).toEqual(["+const is just a word here"]);
     expect(await plain.locator("[class^='hljs-'], [class*=' hljs-']").count()).toBe(0);
+  });
+
+  it("collapses a long tool output to its first lines, with a button that shows all of them", async () => {
+    const output = Array.from({ length: 200 }, (_, i) => `line ${i + 1}`).join("\n");
+    const taskID = await submitOverApi({
+      prompt: script({ tool: { name: "bash", args: { command: "seq -f 'line %g' 200" }, output } }),
+    });
+    await finished(taskID);
+    const page = await signedIn(TOKENS.operator);
+    await page.goto(`${env.url}/#/tasks/${taskID}`);
+    const tool = page.locator("ol.story .ev-tool");
+    await tool.locator("summary").click();
+    const shown = tool.getByTestId("tool-output");
+    expect(await shown.textContent()).toBe(`${output.split("\n").slice(0, 30).join("\n")}\n…`);
+    expect(await tool.getByRole("button", { name: "Show full output" }).count()).toBe(0);
+    await tool.getByRole("button", { name: "Show all 200 lines" }).click();
+    await expect.poll(() => shown.textContent()).toBe(output);
+    expect(await tool.getByRole("button", { name: /^Show all/ }).count()).toBe(0);
+  });
+});
+
+/**
+ * The worker cuts a large tool output in its OpenCode driver (TurnEventMapper): the event keeps a
+ * head and names the artifact holding the whole output. So this runs real OpenCode with the
+ * scripted model and a small `maxInlineOutput`, and a bash call printing more than that.
+ */
+describe("the console's task detail with a cut tool output (real OpenCode)", () => {
+  let ocEnv: GatewayEnv;
+  let oc: Awaited<ReturnType<typeof startOpenCode>>;
+  beforeAll(async () => {
+    ocEnv = await startGatewayEnv();
+    oc = await startOpenCode(
+      [
+        toolCallScenario({
+          match: "print many lines",
+          tool: "bash",
+          arguments: { command: "seq 1 3000", description: "print 3000 lines" },
+          text: "Printed them.",
+        }),
+      ],
+      { workspaceRoot: ocEnv.workspaceDir, maxInlineOutput: 1024 },
+    );
+    await startWorker(ocEnv, oc.driver);
+  }, 60_000);
+  afterAll(async () => {
+    await ocEnv?.close();
+    await oc?.close();
+  });
+
+  it("shows the cut output and fetches the whole output from its artifact with Show full output", async () => {
+    const response = await ocEnv.api("/v1/tasks", { method: "POST", json: { prompt: "print many lines" } });
+    expect(response.status).toBe(202);
+    const { taskID } = (await response.json()) as { taskID: string };
+    expect((await ocEnv.api(`/v1/tasks/${taskID}/result?wait=60s`)).status).toBe(200);
+    // The artifact the worker stored, as the API lists it (the event names the same key).
+    const list = (await (await ocEnv.api(`/v1/tasks/${taskID}/artifacts`)).json()) as {
+      items: { key: string; url: string }[];
+    };
+    const artifact = list.items.find((a) => a.key.startsWith(`artifacts/${taskID}/tool-`));
+    expect(artifact, JSON.stringify(list.items)).toBeDefined();
+    const bytes = await (await ocEnv.api(artifact!.url)).text();
+    // (OpenCode keeps the tail of a long bash output itself; the worker's artifact holds what it got.)
+    expect(bytes).toContain("\n2999\n3000");
+    expect(bytes.length).toBeGreaterThan(4 * 1024);
+
+    const page = await signedIn(TOKENS.operator, { url: ocEnv.url });
+    await page.goto(`${ocEnv.url}/#/tasks/${taskID}`);
+    const tool = page.locator("ol.story .ev-tool", { hasText: "bash" });
+    await tool.locator("summary").click();
+    await tool.getByRole("heading", { name: /^Output \(truncated: [\d,]+ bytes in all\)$/ }).waitFor();
+    const shown = tool.getByTestId("tool-output");
+    const head = (await shown.textContent())!;
+    expect(head.length).toBeLessThanOrEqual(1024);
+    expect(bytes.startsWith(head)).toBe(true);
+    expect(head.length).toBeLessThan(bytes.length);
+
+    await tool.getByRole("button", { name: "Show full output" }).click();
+    await tool.getByRole("heading", { name: /^Output \(full, [\d,]+ bytes\)$/ }).waitFor();
+    expect(await shown.textContent()).toBe(bytes);
+    expect(await tool.getByRole("button", { name: "Show full output" }).count()).toBe(0);
+
+    // A viewer may read it too (that another org's token may not: test/tenancy/gateway.test.ts).
+    const viewer = await ocEnv.api(artifact!.url, { token: TOKENS.viewer });
+    expect(viewer.status).toBe(200);
   });
 });
