@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
 import type { WatchedPage } from "@station-coding/testkit/browser";
 import { launchChromium, openWatchedPage } from "@station-coding/testkit/browser";
-import { toolCallScenario } from "@station-coding/testkit";
+import { toolCallScenario, waitFor } from "@station-coding/testkit";
 import { ScriptedDriver, script, startOpenCode, startWorker } from "@station-coding/testkit/worker";
 import type { GatewayEnv } from "./support/gateway-env.js";
 import { TOKENS, startGatewayEnv } from "./support/gateway-env.js";
@@ -15,7 +15,8 @@ let browser: Browser;
 const pages: WatchedPage[] = [];
 beforeAll(async () => {
   [env, browser] = await Promise.all([startGatewayEnv(), launchChromium()]);
-  await startWorker(env, new ScriptedDriver(), { concurrency: 3 });
+  // Two attempts: a task failing retryably twice is dead-lettered, and its replay is its third run.
+  await startWorker(env, new ScriptedDriver(), { concurrency: 3, maxAttempts: 2 });
 });
 afterEach(async () => {
   const errors = pages.flatMap((p) => p.errors);
@@ -46,6 +47,26 @@ async function submitOverApi(task: Record<string, unknown>): Promise<string> {
   const response = await env.api("/v1/tasks", { method: "POST", json: task });
   expect(response.status).toBe(202);
   return ((await response.json()) as { taskID: string }).taskID;
+}
+
+/** Submits a task that fails retryably twice (dead-lettered), then on its replay sleeps and succeeds. */
+async function deadLettered(): Promise<string> {
+  const taskID = await submitOverApi({
+    prompt: script(
+      { fail: { message: "the provider is overloaded", retryable: true }, times: 2 },
+      // Long enough for the page's 2 s poll of the task view to see it running.
+      { sleep: 4000 },
+      { text: "third time lucky" },
+    ),
+  });
+  await waitFor(
+    async () => {
+      const { items } = (await (await env.api("/v1/dead-letters")).json()) as { items: { taskID: string }[] };
+      return items.some((l) => l.taskID === taskID);
+    },
+    { timeout: 30_000, message: `${taskID} dead-lettered` },
+  );
+  return taskID;
 }
 
 async function finished(taskID: string): Promise<void> {
@@ -105,6 +126,48 @@ describe("the console's task detail", () => {
     await tool.getByRole("button", { name: "Show all 200 lines" }).click();
     await expect.poll(() => shown.textContent()).toBe(output);
     expect(await tool.getByRole("button", { name: /^Show all/ }).count()).toBe(0);
+  });
+
+  it("replays a dead-lettered task from its page and follows the new run live to completed", async () => {
+    const taskID = await deadLettered();
+    const page = await signedIn(TOKENS.operator);
+    await page.goto(`${env.url}/#/tasks/${taskID}`);
+    const status = () => page.locator(".title-row .status").textContent();
+    await expect.poll(status).toBe("error");
+    await page.getByText("the provider is overloaded").first().waitFor();
+    await page.getByRole("button", { name: "Replay task" }).click();
+    await page.getByText("Replayed: the task is queued again.").waitFor();
+    // The same page, no reload: the new run's status and story arrive live.
+    await expect.poll(status, { timeout: 20_000 }).toBe("running");
+    expect(await page.getByRole("button", { name: "Replay task" }).count()).toBe(0);
+    await expect.poll(status, { timeout: 20_000 }).toBe("completed");
+    expect(await page.getByTestId("result").textContent()).toBe("third time lucky");
+    await page.locator("ol.story .ev-text", { hasText: "third time lucky" }).waitFor();
+    const view = (await (await env.api(`/v1/tasks/${taskID}`)).json()) as { status: string };
+    expect(view.status).toBe("completed");
+  });
+
+  it("replays a dead letter from the Dead letters page: the row goes and a note says so; a viewer has neither button", async () => {
+    const [first, second] = await Promise.all([deadLettered(), deadLettered()]);
+    const viewer = await signedIn(TOKENS.viewer);
+    await viewer.goto(`${env.url}/#/dead-letters`);
+    await viewer.locator("tr", { hasText: first }).waitFor();
+    expect(await viewer.getByRole("button", { name: /replay/i }).count()).toBe(0);
+    await viewer.goto(`${env.url}/#/tasks/${first}`);
+    await expect.poll(() => viewer.locator(".title-row .status").textContent()).toBe("error");
+    expect(await viewer.getByRole("button", { name: /replay|cancel/i }).count()).toBe(0);
+
+    const page = await signedIn(TOKENS.operator);
+    await page.goto(`${env.url}/#/dead-letters`);
+    await page.locator("tr", { hasText: second }).waitFor();
+    await page.getByRole("button", { name: `Replay ${first}` }).click();
+    await page.getByRole("status").getByText(`Replayed ${first}.`).waitFor();
+    await expect.poll(() => page.locator("tr", { hasText: first }).count()).toBe(0);
+    expect(await page.locator("tr", { hasText: second }).count()).toBe(1);
+    expect((await (await env.api(`/v1/tasks/${first}/result?wait=30s`)).json()) as unknown).toMatchObject({
+      status: "completed",
+      result: "third time lucky",
+    });
   });
 });
 

@@ -11,6 +11,8 @@ export function TaskDetail({ me, taskID }) {
   const [result, setResult] = useState(undefined);
   const [patch, setPatch] = useState(undefined);
   const [note, setNote] = useState(undefined);
+  // Bumped by a replay: the page follows the task's events again, for its new run.
+  const [run, setRun] = useState(0);
   const path = `/v1/tasks/${encodeURIComponent(taskID)}`;
 
   const loadTask = useCallback(() => api(path).then(setTask, setError), [path]);
@@ -40,7 +42,7 @@ export function TaskDetail({ me, taskID }) {
       },
     }).catch(setError);
     return () => controller.abort();
-  }, [taskID]);
+  }, [taskID, run]);
 
   // While it runs, the task view changes (worker, attempts): refresh it now and then.
   useEffect(() => {
@@ -75,7 +77,10 @@ export function TaskDetail({ me, taskID }) {
     try {
       await api(`/v1/dead-letters/${encodeURIComponent(taskID)}/replay`, { method: "POST" });
       setNote("Replayed: the task is queued again.");
-      location.reload();
+      setResult(undefined);
+      setPatch(undefined);
+      setStory({ ...emptyStory(), version: 0 });
+      setRun((r) => r + 1);
     } catch (err) {
       setError(err);
     }
