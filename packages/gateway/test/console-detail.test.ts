@@ -33,10 +33,11 @@ async function signedIn(
   token: string,
   options: Parameters<typeof openWatchedPage>[1] & { url?: string } = {},
 ): Promise<Page> {
-  const watched = await openWatchedPage(browser, options);
+  const { url, ...context } = options;
+  const watched = await openWatchedPage(browser, context);
   pages.push(watched);
   const { page } = watched;
-  await page.goto(`${options.url ?? env.url}/`);
+  await page.goto(`${url ?? env.url}/`);
   await page.getByLabel("Gateway token").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("heading", { name: "Overview" }).waitFor();
@@ -168,6 +169,95 @@ describe("the console's task detail", () => {
       status: "completed",
       result: "third time lucky",
     });
+  });
+
+  it("fits a phone: no sideways page scroll on the overview, tasks, a task with its diff and the other pages; the nav works by touch", async () => {
+    const taskID = await submitOverApi({
+      prompt: script(
+        { text: `A long word: ${"x".repeat(300)} and a long path /${"segment/".repeat(30)}` },
+        {
+          tool: {
+            name: "bash",
+            args: { command: `echo ${"wide ".repeat(60)}` },
+            output: `${"a-very-wide-line ".repeat(40)}\n`.repeat(5),
+          },
+        },
+        {
+          writeFile: {
+            name: "wide.ts",
+            content: `export const wide = "${"w".repeat(400)}";\n`,
+          },
+        },
+        { text: "Done." },
+      ),
+      session: { name: `phone-${"s".repeat(40)}` },
+    });
+    await finished(taskID);
+    const page = await signedIn(TOKENS.operator, {
+      viewport: { width: 390, height: 844 },
+      isMobile: true,
+      hasTouch: true,
+      deviceScaleFactor: 3,
+    });
+    // Compared with the device width: on a phone a page wider than its viewport widens the layout
+    // viewport itself (innerWidth grows with it), so innerWidth alone would hide an overflow.
+    const fits = async (view: string) => {
+      const { scrollWidth, innerWidth, wide } = await page.evaluate(() => {
+        // The outermost elements reaching past the right edge (the culprits, for the failure message).
+        const wide: string[] = [];
+        for (const el of document.querySelectorAll("body *")) {
+          if (el.getBoundingClientRect().right <= 391) continue;
+          const parent = el.parentElement!;
+          if (parent !== document.body && parent.getBoundingClientRect().right > 391) continue;
+          // Inside a scrolling (or clipping) box, it scrolls there: allowed.
+          let clipped = false;
+          for (let a = parent; a && a !== document.body; a = a.parentElement!) {
+            if (getComputedStyle(a).overflowX !== "visible") clipped = true;
+          }
+          if (clipped) continue;
+          wide.push(`${el.tagName.toLowerCase()}.${[...el.classList].join(".")}`);
+        }
+        return { scrollWidth: document.scrollingElement!.scrollWidth, innerWidth: window.innerWidth, wide };
+      });
+      expect({ view, scrollWidth, innerWidth, wide }).toEqual({
+        view,
+        scrollWidth: 390,
+        innerWidth: 390,
+        wide: [],
+      });
+    };
+    await fits("overview");
+
+    // Every nav link is on screen and a tap opens its view.
+    const nav = page.getByRole("navigation", { name: "Main" });
+    for (const link of await nav.getByRole("link").all()) {
+      const box = (await link.boundingBox())!;
+      expect(box.x).toBeGreaterThanOrEqual(0);
+      expect(box.x + box.width).toBeLessThanOrEqual(390);
+      expect(box.height).toBeGreaterThan(0);
+    }
+    await nav.getByRole("link", { name: "Tasks" }).tap();
+    await page.locator(`tr[data-task="${taskID}"]`).waitFor();
+    await fits("tasks");
+
+    await page.locator(`tr[data-task="${taskID}"] a`).first().tap();
+    await page.getByRole("heading", { name: `Task ${taskID}` }).waitFor();
+    await page.getByLabel("Diff").getByText("wide.ts", { exact: true }).waitFor();
+    await page.locator("ol.story .ev-tool summary").tap();
+    await page.locator("ol.story .ev-tool").getByTestId("tool-output").waitFor();
+    await fits("task detail");
+
+    for (const [view, heading] of [
+      ["dead-letters", "Dead letters"],
+      ["workers", "Workers"],
+      ["sessions", "Sessions"],
+      ["submit", "Submit a task"],
+    ] as const) {
+      await nav.getByRole("link", { name: heading === "Submit a task" ? "Submit" : heading }).tap();
+      await page.getByRole("heading", { name: heading, level: 1 }).waitFor();
+      expect(new URL(page.url()).hash).toBe(`#/${view}`);
+      await fits(view);
+    }
   });
 });
 
