@@ -165,7 +165,7 @@ describe("the console's task detail", () => {
     await page.getByRole("status").getByText(`Replayed ${first}.`).waitFor();
     await expect.poll(() => page.locator("tr", { hasText: first }).count()).toBe(0);
     expect(await page.locator("tr", { hasText: second }).count()).toBe(1);
-    expect((await (await env.api(`/v1/tasks/${first}/result?wait=30s`)).json()) as unknown).toMatchObject({
+    expect(await (await env.api(`/v1/tasks/${first}/result?wait=30s`)).json()).toMatchObject({
       status: "completed",
       result: "third time lucky",
     });
@@ -202,23 +202,26 @@ describe("the console's task detail", () => {
     // Compared with the device width: on a phone a page wider than its viewport widens the layout
     // viewport itself (innerWidth grows with it), so innerWidth alone would hide an overflow.
     const fits = async (view: string) => {
-      const { scrollWidth, innerWidth, wide } = await page.evaluate(() => {
-        // The outermost elements reaching past the right edge (the culprits, for the failure message).
-        const wide: string[] = [];
+      // (A string: the tests' types have no DOM.) The outermost elements reaching past the right
+      // edge, outside any box that scrolls or clips them: the culprits, for the failure message.
+      const { scrollWidth, innerWidth, wide } = await page.evaluate<{
+        scrollWidth: number;
+        innerWidth: number;
+        wide: string[];
+      }>(`(() => {
+        const wide = [];
         for (const el of document.querySelectorAll("body *")) {
           if (el.getBoundingClientRect().right <= 391) continue;
-          const parent = el.parentElement!;
+          const parent = el.parentElement;
           if (parent !== document.body && parent.getBoundingClientRect().right > 391) continue;
-          // Inside a scrolling (or clipping) box, it scrolls there: allowed.
           let clipped = false;
-          for (let a = parent; a && a !== document.body; a = a.parentElement!) {
+          for (let a = parent; a && a !== document.body; a = a.parentElement) {
             if (getComputedStyle(a).overflowX !== "visible") clipped = true;
           }
-          if (clipped) continue;
-          wide.push(`${el.tagName.toLowerCase()}.${[...el.classList].join(".")}`);
+          if (!clipped) wide.push(el.tagName.toLowerCase() + "." + [...el.classList].join("."));
         }
-        return { scrollWidth: document.scrollingElement!.scrollWidth, innerWidth: window.innerWidth, wide };
-      });
+        return { scrollWidth: document.scrollingElement.scrollWidth, innerWidth: window.innerWidth, wide };
+      })()`);
       expect({ view, scrollWidth, innerWidth, wide }).toEqual({
         view,
         scrollWidth: 390,
@@ -258,6 +261,33 @@ describe("the console's task detail", () => {
       expect(new URL(page.url()).hash).toBe(`#/${view}`);
       await fits(view);
     }
+  });
+
+  it("draws a long run's newest 200 steps, and the earlier ones on Show earlier steps", async () => {
+    // Text and thinking alternate: every event is its own step.
+    const steps = Array.from({ length: 150 }, (_, i) => [{ text: `t${i}` }, { thinking: `k${i}` }]).flat();
+    const taskID = await submitOverApi({ prompt: script(...steps) });
+    await finished(taskID);
+    const page = await signedIn(TOKENS.operator);
+    await page.goto(`${env.url}/#/tasks/${taskID}`);
+    await page.getByTestId("result").waitFor();
+    const story = page.locator("ol.story");
+    const lastSeq = Number(await story.getAttribute("data-last-seq"));
+    await expect.poll(() => story.locator("li").last().getAttribute("data-seq")).toBe(String(lastSeq));
+    expect(await story.locator("li").count()).toBe(200);
+    await story.locator(".ev-thinking", { hasText: "k149" }).waitFor();
+    expect(await story.locator(".ev-text", { hasText: /^textt0$/ }).count()).toBe(0);
+    const heading = (await page.getByRole("heading", { name: /^Story/ }).textContent())!;
+    const total = Number(/\((\d+) steps/.exec(heading)![1]);
+    expect(total).toBeGreaterThan(300);
+
+    await page.getByRole("button", { name: `Show earlier steps (${total - 200} more)` }).click();
+    await expect.poll(() => story.locator("li").count()).toBe(total);
+    expect(await page.getByRole("button", { name: /^Show earlier steps/ }).count()).toBe(0);
+    await story.locator(".ev-text", { hasText: /^textt0$/ }).waitFor();
+    const seqs = await story.locator("li").evaluateAll((items) => items.map((li) => Number(li.dataset.seq)));
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(new Set(seqs).size).toBe(total);
   });
 });
 
