@@ -306,7 +306,7 @@ function ToolOutput({ tool, taskID }) {
     ${
       head
         ? html`<button type="button" class="more" onClick=${() => setExpanded(true)}>
-            Show all ${head.lines.toLocaleString()} lines
+            Show all ${head.lines.toLocaleString()} ${head.lines === 1 ? "line" : "lines"}
           </button>`
         : null
     }
