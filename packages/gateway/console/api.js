@@ -96,10 +96,12 @@ async function readSse(path, { signal, onOpen, onEvent }) {
     const { value, done } = await reader.read();
     if (done) return;
     buffer += value;
+    // Blocks are cut by index and the rest kept once per chunk: a chunk may hold thousands of events.
+    let start = 0;
     let cut;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
+    while ((cut = buffer.indexOf("\n\n", start)) >= 0) {
+      const block = buffer.slice(start, cut);
+      start = cut + 2;
       let id;
       let type = "message";
       const data = [];
@@ -114,6 +116,7 @@ async function readSse(path, { signal, onOpen, onEvent }) {
       }
       if (data.length > 0) onEvent(type, JSON.parse(data.join("\n")), id);
     }
+    buffer = buffer.slice(start);
   }
 }
 

@@ -11,7 +11,8 @@ const GIT_TYPES = new Set(["git_clone", "git_pull", "git_checkout", "git_commit"
 
 /**
  * Adds one event to a story (mutating it; the caller re-renders). Events already seen (a resumed
- * stream) are ignored by seq.
+ * stream) are ignored by seq. A step that changes (more text, its tool's end) bumps its `rev`, so
+ * that the page re-renders that step only.
  */
 export function addEvent(story, event) {
   if (typeof event.seq === "number") {
@@ -25,12 +26,14 @@ export function addEvent(story, event) {
       if (last && last.kind === event.type) {
         last.content += event.content ?? "";
         last.seqs.push(event.seq);
+        last.rev += 1;
       } else {
         story.items.push({
           kind: event.type,
           content: event.content ?? "",
           seqs: [event.seq],
           at: event.timestamp,
+          rev: 0,
         });
       }
       return story;
@@ -39,12 +42,13 @@ export function addEvent(story, event) {
       const callID = event.tool?.callID ?? `seq-${event.seq}`;
       let item = story.tools.get(callID);
       if (!item) {
-        item = { kind: "tool", callID, tool: {}, seqs: [], at: event.timestamp, running: true };
+        item = { kind: "tool", callID, tool: {}, seqs: [], at: event.timestamp, running: true, rev: 0 };
         story.tools.set(callID, item);
         story.items.push(item);
       }
       item.tool = { ...item.tool, ...event.tool };
       item.seqs.push(event.seq);
+      item.rev += 1;
       if (event.type === "tool_end") item.running = false;
       return story;
     }
@@ -115,9 +119,54 @@ export function describeStep(event) {
   }
 }
 
+/** File extension -> highlight.js language (one of those the gateway serves, src/console-routes.ts). */
+const BY_EXTENSION = new Map(
+  Object.entries({
+    ts: "typescript",
+    tsx: "typescript",
+    mts: "typescript",
+    cts: "typescript",
+    js: "javascript",
+    jsx: "javascript",
+    mjs: "javascript",
+    cjs: "javascript",
+    py: "python",
+    pyi: "python",
+    go: "go",
+    rs: "rust",
+    java: "java",
+    json: "json",
+    md: "markdown",
+    yml: "yaml",
+    yaml: "yaml",
+    sh: "bash",
+    bash: "bash",
+    c: "c",
+    h: "c",
+    cc: "cpp",
+    cpp: "cpp",
+    cxx: "cpp",
+    hpp: "cpp",
+    css: "css",
+    html: "xml",
+    xml: "xml",
+    svg: "xml",
+    sql: "sql",
+    rb: "ruby",
+  }),
+);
+
+/** The language of a file by its extension, or undefined (shown plain). */
+export function languageOf(fileName) {
+  const base = fileName.split("/").pop() ?? "";
+  const dot = base.lastIndexOf(".");
+  if (dot <= 0) return undefined;
+  return BY_EXTENSION.get(base.slice(dot + 1).toLowerCase());
+}
+
 /**
  * A unified diff as files of lines, each line classified for colouring: `add`, `del`, `hunk`,
- * `meta` (file headers) or `ctx`.
+ * `meta` (file headers) or `ctx`; each file with its language by extension (undefined: plain).
  */
 export function parseDiff(text) {
   const files = [];
@@ -125,7 +174,8 @@ export function parseDiff(text) {
   for (const line of text.split("\n")) {
     if (line.startsWith("diff --git ")) {
       const match = / b\/(.*)$/.exec(line);
-      current = { name: match ? match[1] : line.slice(11), lines: [], added: 0, deleted: 0 };
+      const name = match ? match[1] : line.slice(11);
+      current = { name, language: languageOf(name), lines: [], added: 0, deleted: 0 };
       files.push(current);
     }
     if (!current) {

@@ -36,8 +36,20 @@ export function href(path, query) {
 // ---------------------------------------------------------------------------------------------
 // Formatting
 
+// One formatter each, made once: toLocaleString builds a new one per call, which is most of the
+// cost of drawing a table of 1,000 rows. Same output as Date#toLocaleString and Number#toLocaleString.
+const TIME = new Intl.DateTimeFormat(undefined, {
+  year: "numeric",
+  month: "numeric",
+  day: "numeric",
+  hour: "numeric",
+  minute: "numeric",
+  second: "numeric",
+});
+const NUMBER = new Intl.NumberFormat();
+
 export const fmt = {
-  time: (iso) => (iso ? new Date(iso).toLocaleString() : "—"),
+  time: (iso) => (iso ? TIME.format(new Date(iso)) : "—"),
   duration(ms) {
     if (ms === undefined || ms === null || Number.isNaN(ms)) return "—";
     if (ms < 1000) return `${Math.round(ms)} ms`;
@@ -45,7 +57,7 @@ export const fmt = {
     return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
   },
   cost: (usd) => (usd === undefined || usd === null ? "—" : `$${usd.toFixed(usd < 1 ? 4 : 2)}`),
-  num: (n) => (n === undefined || n === null ? "—" : n.toLocaleString()),
+  num: (n) => (n === undefined || n === null ? "—" : NUMBER.format(n)),
 };
 
 export function durationOf(task) {

@@ -17,11 +17,41 @@ const PREACT_BUNDLE = join(
   "standalone.module.js",
 );
 
+/**
+ * highlight.js for the diff: the core and a chosen set of common languages, each a self-contained
+ * ES module of the project's own browser build package (`@highlightjs/cdn-assets`; the
+ * `highlight.js` package's `es/` entry re-exports CommonJS, which a browser cannot load).
+ */
+const HLJS_DIR = join(
+  dirname(createRequire(import.meta.url).resolve("@highlightjs/cdn-assets/package.json")),
+  "es",
+);
+/** The languages served; `console/highlight.js` maps file extensions to them. */
+const HLJS_LANGUAGES = [
+  "bash",
+  "c",
+  "cpp",
+  "css",
+  "go",
+  "java",
+  "javascript",
+  "json",
+  "markdown",
+  "python",
+  "ruby",
+  "rust",
+  "sql",
+  "typescript",
+  "xml",
+  "yaml",
+];
+
 const JS = "text/javascript; charset=utf-8";
 const MODULES = [
   "app.js",
   "api.js",
   "story.js",
+  "highlight.js",
   "ui.js",
   "views/overview.js",
   "views/tasks.js",
@@ -37,6 +67,13 @@ const FILES: Record<string, { path: string; type: string }> = {
   ...Object.fromEntries(MODULES.map((m) => [`/console/${m}`, { path: join(CONSOLE_DIR, m), type: JS }])),
   "/console/console.css": { path: join(CONSOLE_DIR, "console.css"), type: "text/css; charset=utf-8" },
   "/console/vendor/preact-htm.js": { path: PREACT_BUNDLE, type: JS },
+  "/console/vendor/hljs/core.js": { path: join(HLJS_DIR, "core.min.js"), type: JS },
+  ...Object.fromEntries(
+    HLJS_LANGUAGES.map((l) => [
+      `/console/vendor/hljs/${l}.js`,
+      { path: join(HLJS_DIR, "languages", `${l}.min.js`), type: JS },
+    ]),
+  ),
 };
 
 /**

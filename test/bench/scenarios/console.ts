@@ -5,8 +5,9 @@
 //   - 1,000 tasks in the table: navigation -> 1,000 rows rendered, vs GET /v1/tasks?limit=1000
 //     fetched and parsed in Node; then one pushed change (an index record rewritten) -> the row
 //     shows it, vs -> a Node client of /v1/task-changes receives it;
-//   - a task of 10,000 events opened after it ended: navigation -> all 10,000 in the story, vs a
-//     Node SSE client reading the same 10,000; the longest main-thread task while it loads.
+//   - a task of 10,000 events opened after it ended: navigation -> all 10,000 in the story (its
+//     newest 200 steps drawn, the rest behind "Show earlier steps"), vs a Node SSE client reading
+//     the same 10,000; the longest main-thread task while it loads.
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { Page } from "playwright-core";
@@ -77,6 +78,35 @@ async function watchStory(page: Page): Promise<void> {
   })()`);
 }
 
+/**
+ * In the page: notes the wall time (performance.timeOrigin + now, comparable with Node's `wall()`)
+ * at which `condition` (a JS expression) first holds, checked on every DOM mutation. Playwright's
+ * own waits poll at up to 100-500 ms intervals, which would swamp what they measure.
+ */
+async function watchFor(page: Page, condition: string): Promise<void> {
+  await page.evaluate(`(() => {
+    window.__at = undefined;
+    const check = () => {
+      if (window.__at === undefined && (${condition})) window.__at = performance.timeOrigin + performance.now();
+      if (window.__at !== undefined) observer.disconnect();
+    };
+    const observer = new MutationObserver(check);
+    observer.observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+    check();
+  })()`);
+}
+
+/** The wall time noted by watchFor, once its condition held. */
+async function seenAt(page: Page, timeout = 60_000): Promise<number> {
+  // Polled from Node (waitForFunction would evaluate a string in the page, which its CSP forbids);
+  // the time itself was noted in the page.
+  return waitFor(() => page.evaluate<number | undefined>("window.__at"), {
+    timeout,
+    interval: 50,
+    message: "the page to show it",
+  });
+}
+
 /** Event latency in the page and in a Node SSE client, one paced task of `steps` text events. */
 async function pageLatency(stack: Stack, steps: number): Promise<{ page: number[]; node: number[] }> {
   const id = taskID("console-live");
@@ -144,7 +174,7 @@ async function tableRender(
     stack.dispatcher.names.kv.tasks,
   );
   for (let round = 0; round < rounds; round += 1) {
-    let started = now();
+    const started = now();
     const response = await fetch(`${stack.url}/v1/tasks?limit=1000`, { headers: AUTH });
     const list = (await response.json()) as { items: unknown[] };
     node.push(now() - started);
@@ -152,10 +182,10 @@ async function tableRender(
 
     await stack.page.goto(`${stack.url}/#/overview`);
     await stack.page.getByRole("heading", { name: "Overview" }).waitFor();
-    started = now();
+    await watchFor(stack.page, `document.querySelectorAll("table.tasks tbody tr").length >= 1000`);
+    const navigated = wall();
     await stack.page.goto(`${stack.url}/#/tasks`);
-    await stack.page.locator("tbody tr").nth(999).waitFor({ timeout: 60_000 });
-    page.push(now() - started);
+    page.push((await seenAt(stack.page)) - navigated);
 
     // One pushed change with 1,000 rows on the page, beside a Node client of the same stream.
     const target = `tbl-${999 - round}`;
@@ -167,12 +197,15 @@ async function tableRender(
     );
     const entry = await kv.get(target);
     const record: TaskIndexRecord = { ...entry!.json<TaskIndexRecord>(), worker };
+    await watchFor(
+      stack.page,
+      `document.querySelector('tr[data-task="${target}"]')?.textContent.includes(${JSON.stringify(worker)})`,
+    );
     const written = wall();
     await kv.put(target, JSON.stringify(record));
     await within(10_000, "the Node task-changes client", nodeSeen);
     changeNode.push(wall() - written);
-    await stack.page.locator(`tr[data-task="${target}"]`, { hasText: worker }).waitFor();
-    change.push(wall() - written);
+    change.push((await seenAt(stack.page, 10_000)) - written);
   }
   return { page, node, change, changeNode };
 }
@@ -198,7 +231,7 @@ async function bigTask(
   const node: number[] = [];
   const longestTask: number[] = [];
   for (let round = 0; round < rounds; round += 1) {
-    let started = now();
+    const started = now();
     let count = 0;
     await readSse(await fetch(`${stack.url}/v1/tasks/${id}/events`, { headers: AUTH }), (_id, type) => {
       if (type !== "result") count += 1;
@@ -214,14 +247,32 @@ async function bigTask(
         for (const entry of list.getEntries()) window.__longest = Math.max(window.__longest, entry.duration);
       }).observe({ type: "longtask" });
     })()`);
-    started = now();
+    await watchFor(
+      stack.page,
+      `document.querySelector('[data-last-seq="${total}"]') && document.querySelector('[data-testid="result"]')`,
+    );
+    const navigated = wall();
     await stack.page.goto(`${stack.url}/#/tasks/${id}`);
-    await stack.page.locator(`[data-last-seq="${total}"]`).waitFor({ timeout: 120_000 });
-    await stack.page.getByTestId("result").waitFor();
-    page.push(now() - started);
+    page.push((await seenAt(stack.page, 120_000)) - navigated);
     longestTask.push(await stack.page.evaluate<number>("window.__longest"));
+    // The story draws its newest steps and keeps the earlier ones behind "Show earlier steps (N
+    // more)": drawn + hidden must account for every step, the last one drawn being the last event.
     const items = await stack.page.locator("ol.story > li").count();
-    if (items < events) throw new Error(`the story shows ${items} steps, expected at least ${events}`);
+    const earlier = await stack.page.getByRole("button", { name: /^Show earlier steps/ }).count();
+    const hidden = earlier
+      ? Number(
+          /\(([\d,]+) more\)/
+            .exec(
+              (await stack.page.getByRole("button", { name: /^Show earlier steps/ }).textContent()) ?? "",
+            )?.[1]
+            ?.replaceAll(",", "") ?? "0",
+        )
+      : 0;
+    const last = Number(await stack.page.locator("ol.story > li").last().getAttribute("data-seq"));
+    if (items + hidden < events || last !== total)
+      throw new Error(
+        `the story shows ${items} steps and hides ${hidden} (last seq ${last}), expected ${events} steps to seq ${total}`,
+      );
   }
   return { page, node, longestTask };
 }
@@ -307,7 +358,7 @@ export const consoleScenario: Scenario = {
     );
     details.longestMainThreadTaskMs = big.longestTask;
     notes.push(
-      `Page latency: a MutationObserver in the page records when the story's last seq first reaches each seq (performance.timeOrigin + now, the worker's clock); events 20 ms apart, coalescing off; the page renders at most once a frame. Longest main-thread task while the ${events.toLocaleString("en-US")}-event task loads: ${big.longestTask.map((ms) => `${Math.round(ms)} ms`).join(", ")} (one list item per event; the page stays scrollable between frames but a long task blocks input for its duration).`,
+      `Page times: a MutationObserver in the page notes when the table has its 1,000th row, the changed row shows the change, and the story its last seq and the result (wall clock, compared with the Node side's); page latency: it records when the story's last seq first reaches each seq (performance.timeOrigin + now, the worker's clock); events 20 ms apart, coalescing off; the page renders at most once a frame. Longest main-thread task while the ${events.toLocaleString("en-US")}-event task loads: ${big.longestTask.map((ms) => `${Math.round(ms)} ms`).join(", ")} (one step per event, the newest 200 drawn and the rest behind "Show earlier steps"; a long task blocks input for its duration).`,
     );
     if (watched.errors.length > 0)
       throw new Error(`console errors in the page: ${watched.errors.join("; ")}`);

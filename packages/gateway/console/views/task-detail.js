@@ -1,5 +1,5 @@
 // Task detail: the run's story as it happens, the result, the diff, cancel and replay.
-import { html, useCallback, useEffect, useState } from "/console/vendor/preact-htm.js";
+import { Component, html, useCallback, useEffect, useMemo, useState } from "/console/vendor/preact-htm.js";
 import { api, followEvents } from "/console/api.js";
 import { addEvent, describeStep, emptyStory, parseDiff } from "/console/story.js";
 import { ACTIVE, ErrorNote, POLL_MS, StatusBadge, canWrite, durationOf, fmt } from "/console/ui.js";
@@ -11,6 +11,8 @@ export function TaskDetail({ me, taskID }) {
   const [result, setResult] = useState(undefined);
   const [patch, setPatch] = useState(undefined);
   const [note, setNote] = useState(undefined);
+  // Bumped by a replay: the page follows the task's events again, for its new run.
+  const [run, setRun] = useState(0);
   const path = `/v1/tasks/${encodeURIComponent(taskID)}`;
 
   const loadTask = useCallback(() => api(path).then(setTask, setError), [path]);
@@ -40,7 +42,7 @@ export function TaskDetail({ me, taskID }) {
       },
     }).catch(setError);
     return () => controller.abort();
-  }, [taskID]);
+  }, [taskID, run]);
 
   // While it runs, the task view changes (worker, attempts): refresh it now and then.
   useEffect(() => {
@@ -75,7 +77,10 @@ export function TaskDetail({ me, taskID }) {
     try {
       await api(`/v1/dead-letters/${encodeURIComponent(taskID)}/replay`, { method: "POST" });
       setNote("Replayed: the task is queued again.");
-      location.reload();
+      setResult(undefined);
+      setPatch(undefined);
+      setStory({ ...emptyStory(), version: 0 });
+      setRun((r) => r + 1);
     } catch (err) {
       setError(err);
     }
@@ -169,7 +174,7 @@ export function TaskDetail({ me, taskID }) {
         >(${story.items.length} steps, ${story.lastSeq} events${result ? "" : ", live"})</span
       >
     </h2>
-    <${Story} story=${story} />
+    <${Story} story=${story} taskID=${taskID} />
     ${
       result
         ? html`<h2>Changes</h2>
@@ -179,14 +184,46 @@ export function TaskDetail({ me, taskID }) {
   </section>`;
 }
 
-function Story({ story }) {
+/** Steps rendered at first; "Show earlier steps" adds this many more each time. */
+const STORY_WINDOW = 200;
+
+/**
+ * The newest STORY_WINDOW steps (a 10,000-event run opens without building 10,000 list items),
+ * with a button for earlier ones. Each step is a StoryEntry that re-renders only when its own
+ * step changed, so a live event costs one entry, not the whole list.
+ */
+function Story({ story, taskID }) {
+  const [shown, setShown] = useState(STORY_WINDOW);
   if (story.items.length === 0) return html`<p class="muted" data-last-seq="0">No events yet.</p>`;
-  return html`<ol class="story" aria-live="polite" aria-relevant="additions" data-last-seq=${story.lastSeq}>
-    ${story.items.map((item) => html`<li key=${item.seqs[0]} class=${`ev ev-${item.kind}`} data-seq=${item.seqs[0]}><${StoryItem} item=${item} /></li>`)}
-  </ol>`;
+  const hidden = Math.max(0, story.items.length - shown);
+  const items = hidden > 0 ? story.items.slice(hidden) : story.items;
+  return html`${
+      hidden > 0
+        ? html`<p class="earlier">
+            <button type="button" onClick=${() => setShown(shown + STORY_WINDOW * 5)}>
+              Show earlier steps (${hidden.toLocaleString()} more)
+            </button>
+          </p>`
+        : null
+    }
+    <ol class="story" aria-live="polite" aria-relevant="additions" data-last-seq=${story.lastSeq}>
+      ${items.map((item) => html`<${StoryEntry} key=${item.seqs[0]} item=${item} rev=${item.rev} taskID=${taskID} />`)}
+    </ol>`;
 }
 
-function StoryItem({ item }) {
+/** One step of the story; `rev` (bumped by addEvent when the step changes) decides re-rendering. */
+class StoryEntry extends Component {
+  shouldComponentUpdate(next) {
+    return next.item !== this.props.item || next.rev !== this.props.rev;
+  }
+  render({ item, taskID }) {
+    return html`<li class=${`ev ev-${item.kind}`} data-seq=${item.seqs[0]}>
+      <${StoryItem} item=${item} taskID=${taskID} />
+    </li>`;
+  }
+}
+
+function StoryItem({ item, taskID }) {
   switch (item.kind) {
     case "text":
       return html`<span class="kind">text</span>
@@ -208,12 +245,7 @@ function StoryItem({ item }) {
                   <pre>${JSON.stringify(t.args, null, 2)}</pre>`
               : null
           }
-          ${
-            t.output !== undefined
-              ? html`<h3>Output${t.truncated ? " (truncated)" : ""}</h3>
-                  <pre>${t.output}</pre>`
-              : null
-          }
+          ${t.output !== undefined ? html`<${ToolOutput} tool=${t} taskID=${taskID} />` : null}
           ${t.error ? html`<p class="error">${t.error}</p>` : null}
         </details>`;
     }
@@ -234,19 +266,120 @@ function StoryItem({ item }) {
   }
 }
 
+/** An output longer than this (lines or characters) shows its head until expanded. */
+const COLLAPSE_LINES = 30;
+const COLLAPSE_CHARS = 6000;
+
+/**
+ * A tool call's output. Cut by the worker (`truncated`): the head, and a button that fetches the
+ * whole output from the artifact the event names (only an artifact of this task, through the
+ * gateway's artifact API, in the signed-in org). Long but whole: the first lines, and a button.
+ */
+function ToolOutput({ tool, taskID }) {
+  const [full, setFull] = useState(undefined);
+  const [expanded, setExpanded] = useState(false);
+  const [loading, setLoading] = useState(false);
+  const [error, setError] = useState(undefined);
+  const ref = tool.truncated ? tool.artifact : undefined;
+  const fetchable =
+    ref !== undefined && ref.key.startsWith(`artifacts/${taskID}/`) && !ref.key.includes("/../");
+  const text = full ?? tool.output;
+  // A cut output is short already (the worker's maxInlineOutput): shown whole, with its button.
+  const head = expanded || tool.truncated ? undefined : headOf(text);
+  const showFull = async () => {
+    setLoading(true);
+    try {
+      setFull(await api(`/v1/artifacts/${ref.key.split("/").map(encodeURIComponent).join("/")}`));
+      setError(undefined);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setLoading(false);
+    }
+  };
+  let title = "Output";
+  if (full !== undefined) title = `Output (full, ${fmt.num(ref.size)} bytes)`;
+  else if (tool.truncated)
+    title = ref ? `Output (truncated: ${fmt.num(ref.size)} bytes in all)` : "Output (truncated)";
+  return html`<h3>${title}</h3>
+    <pre class="tool-output" data-testid="tool-output">${head ? head.text : text}</pre>
+    ${
+      head
+        ? html`<button type="button" class="more" onClick=${() => setExpanded(true)}>
+            Show all ${head.lines.toLocaleString()} ${head.lines === 1 ? "line" : "lines"}
+          </button>`
+        : null
+    }
+    ${
+      fetchable && full === undefined
+        ? html`<button type="button" class="more" disabled=${loading} onClick=${showFull}>
+            ${loading ? "Loading the full output…" : "Show full output"}
+          </button>`
+        : null
+    }
+    ${tool.truncated && !fetchable ? html`<p class="muted">The full output was not stored.</p>` : null}
+    <${ErrorNote} error=${error} />`;
+}
+
+/** The first COLLAPSE_LINES lines of a long text (and its line count), or undefined when short. */
+function headOf(text) {
+  let cut = -1;
+  let lines = 1;
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) {
+    lines += 1;
+    if (lines === COLLAPSE_LINES + 1) cut = i;
+  }
+  if (text.endsWith("\n")) lines -= 1;
+  if (lines <= COLLAPSE_LINES && text.length <= COLLAPSE_CHARS) return undefined;
+  const end = Math.min(cut < 0 ? text.length : cut, COLLAPSE_CHARS);
+  return { text: `${text.slice(0, end)}\n…`, lines };
+}
+
 function Diff({ patch }) {
+  const files = useMemo(() => (patch?.text ? parseDiff(patch.text) : []), [patch]);
+  // The highlighter and the languages this diff needs load on demand; until then lines are plain.
+  const [highlighter, setHighlighter] = useState(undefined);
+  useEffect(() => {
+    const languages = new Set(files.map((f) => f.language).filter(Boolean));
+    if (languages.size === 0) return;
+    let live = true;
+    import("/console/highlight.js")
+      .then(async (h) => {
+        await Promise.all([...languages].map((l) => h.loadLanguage(l)));
+        if (live) setHighlighter(h);
+      })
+      .catch((err) => console.warn("highlighting unavailable", err));
+    return () => {
+      live = false;
+    };
+  }, [files]);
   if (patch === undefined) return html`<p class="muted">Loading the diff…</p>`;
   if (patch === null || patch.text.trim() === "") return html`<p class="muted">No changes.</p>`;
-  const files = parseDiff(patch.text);
   return html`<div class="diff" aria-label="Diff">
     ${files.map(
       (f) =>
-        html`<section class="diff-file">
+        html`<section class="diff-file" data-language=${f.language ?? "plain"}>
           <h3>
             <code>${f.name}</code> <span class="add">+${f.added}</span> <span class="del">−${f.deleted}</span>
           </h3>
-          <pre>${f.lines.map((l) => html`<span class=${`dl dl-${l.kind}`}>${l.text}</span>`)}</pre>
+          <${DiffLines} file=${f} highlighter=${highlighter} />
         </section>`,
     )}
   </div>`;
+}
+
+/** A file's lines: +/- colouring always, tokens coloured when its language is known and loaded. */
+function DiffLines({ file, highlighter }) {
+  const lang =
+    highlighter && file.lines.length <= highlighter.MAX_HIGHLIGHTED_LINES ? file.language : undefined;
+  return html`<pre class=${lang ? `hljs language-${lang}` : ""}>
+${file.lines.map((l) => {
+      if (!lang || (l.kind !== "add" && l.kind !== "del" && l.kind !== "ctx") || l.text.startsWith("\\")) {
+        return html`<span class=${`dl dl-${l.kind}`}>${l.text}</span>`;
+      }
+      return html`<span class=${`dl dl-${l.kind}`}
+        ><span class="sign">${l.text.slice(0, 1)}</span
+        ><span dangerouslySetInnerHTML=${{ __html: highlighter.highlightLine(lang, l.text.slice(1)) }}></span
+      ></span>`;
+    })}</pre>`;
 }

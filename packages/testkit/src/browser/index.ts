@@ -4,7 +4,7 @@
  * download), and a page that records every console error so that a test can fail on one.
  */
 import { existsSync } from "node:fs";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, BrowserContextOptions, Page } from "playwright-core";
 import { chromium } from "playwright-core";
 
 /** Where Debian's `chromium` package puts the browser; `CHROMIUM_PATH` overrides it. */
@@ -29,12 +29,21 @@ export interface WatchedPage {
   close(): Promise<void>;
 }
 
-/** Opens a fresh context and page and records its console errors and page errors. */
+/** How a watched page's context looks to the site: its viewport and, for a phone, touch and mobile. */
+export type WatchedPageOptions = Pick<
+  BrowserContextOptions,
+  "viewport" | "isMobile" | "hasTouch" | "deviceScaleFactor" | "userAgent"
+>;
+
+/**
+ * Opens a fresh context and page (a 1280x860 desktop unless `options` say otherwise) and records
+ * its console errors and page errors.
+ */
 export async function openWatchedPage(
   browser: Browser,
-  options: { viewport?: { width: number; height: number } } = {},
+  options: WatchedPageOptions = {},
 ): Promise<WatchedPage> {
-  const context = await browser.newContext({ viewport: options.viewport ?? { width: 1280, height: 860 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, ...options });
   const page = await context.newPage();
   const errors: string[] = [];
   page.on("console", (message) => {
