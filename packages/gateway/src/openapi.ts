@@ -84,7 +84,8 @@ function routes(): RouteConfig[] {
           q: z.string().optional().openapi({
             description: "Text the prompt's first 200 characters contain, ignoring case",
           }),
-          since: z.string().optional().openapi({ description: "ISO 8601 time" }),
+          since: z.string().optional().openapi({ description: "ISO 8601 time: submitted at or after it" }),
+          until: z.string().optional().openapi({ description: "ISO 8601 time: submitted before it" }),
           limit: z.string().optional().openapi({ description: "1 to 1000, default 50" }),
           cursor: z.string().optional().openapi({ description: "`next` of the previous page" }),
         }),

@@ -293,13 +293,15 @@ function listQuery(q: Record<string, string>): TaskListQuery {
     }
     out.q = q.q;
   }
-  if (q.since) {
-    if (!Number.isFinite(Date.parse(q.since))) {
-      throw new HttpProblem(422, "validation-failed", `since ${JSON.stringify(q.since)}: an ISO 8601 time`, {
-        field: "query.since",
+  for (const field of ["since", "until"] as const) {
+    const value = q[field];
+    if (!value) continue;
+    if (!Number.isFinite(Date.parse(value))) {
+      throw new HttpProblem(422, "validation-failed", `${field} ${JSON.stringify(value)}: an ISO 8601 time`, {
+        field: `query.${field}`,
       });
     }
-    out.since = q.since;
+    out[field] = value;
   }
   if (q.limit !== undefined) {
     const limit = Number(q.limit);

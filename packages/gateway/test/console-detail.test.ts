@@ -171,6 +171,33 @@ describe("the console's task detail", () => {
     });
   });
 
+  it("replays selected failed tasks from the table, refusing one that has no dead letter, with Until kept in the URL", async () => {
+    const dead = await deadLettered();
+    // Failed for good: no dead letter, so nothing to replay.
+    const fatal = await submitOverApi({
+      prompt: script({ fail: { message: "no such model", retryable: false } }),
+    });
+    await finished(fatal);
+    const page = await signedIn(TOKENS.operator);
+    const until = new Date(Date.now() + 60_000).toISOString();
+    await page.goto(`${env.url}/#/tasks?status=error&until=${encodeURIComponent(until)}`);
+    expect(await page.getByLabel("Until").inputValue()).not.toBe("");
+    for (const id of [dead, fatal]) await page.getByLabel(`Select ${id}`).check();
+    await page.getByRole("button", { name: "Replay selected (2)" }).click();
+    await page
+      .getByRole("status")
+      .getByText("Replayed 1 of 2 failed tasks; 1 failed for good (no dead letter to replay).")
+      .waitFor();
+    expect(await (await env.api(`/v1/tasks/${dead}/result?wait=30s`)).json()).toMatchObject({
+      status: "completed",
+    });
+    // An until before both tasks lists neither.
+    await page.goto(
+      `${env.url}/#/tasks?until=${encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString())}`,
+    );
+    await page.getByText("0 tasks, newest first").waitFor();
+  });
+
   it("fits a phone: no sideways page scroll on the overview, tasks, a task with its diff and the other pages; the nav works by touch", async () => {
     const taskID = await submitOverApi({
       prompt: script(

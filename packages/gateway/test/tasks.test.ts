@@ -220,12 +220,19 @@ describe("submit and follow over HTTP", () => {
     expect(
       (await page(`since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).items,
     ).toEqual([]);
+    const longAgo = encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString());
+    expect((await page(`session=sess-l1&until=${longAgo}`)).items).toEqual([]);
+    const soon = encodeURIComponent(new Date(Date.now() + 60_000).toISOString());
+    expect((await page(`session=sess-l1&since=${longAgo}&until=${soon}`)).items.map((t) => t.taskID)).toEqual(
+      ["list-c", "list-a"],
+    );
 
     for (const [query, field] of [
       ["status=finished", "query.status"],
       ["limit=0", "query.limit"],
       ["limit=x", "query.limit"],
       ["since=yesterday", "query.since"],
+      ["until=tomorrow", "query.until"],
     ] as const) {
       const response = await env.api(`/v1/tasks?${query}`);
       expect(response.status, query).toBe(422);

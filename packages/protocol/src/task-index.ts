@@ -360,6 +360,8 @@ export interface TaskListQuery {
   q?: string;
   /** Only tasks submitted (or, unseen by a dispatcher, started) at or after this time (ISO 8601 or a Date). */
   since?: string | Date;
+  /** Only tasks submitted (or started) before this time (ISO 8601 or a Date): with `since`, a time range. */
+  until?: string | Date;
   /** Page size, 1 to {@link MAX_TASK_LIST_LIMIT}. @default 50 */
   limit?: number;
   /** The `next` of the previous page. */
@@ -407,13 +409,13 @@ function decodeCursor(cursor: string): { at: number; taskID: string } {
   return { at, taskID };
 }
 
-function sinceMs(since: string | Date): number {
-  const ms = since instanceof Date ? since.getTime() : Date.parse(since);
+function timeMs(field: "since" | "until", time: string | Date): number {
+  const ms = time instanceof Date ? time.getTime() : Date.parse(time);
   if (!Number.isFinite(ms)) {
     throw new ValidationError(
-      "since",
+      field,
       "format",
-      `since ${JSON.stringify(String(since))}: not an ISO 8601 time`,
+      `${field} ${JSON.stringify(String(time))}: not an ISO 8601 time`,
     );
   }
   return ms;
@@ -519,7 +521,7 @@ export class TaskIndexView {
   /**
    * A page of tasks matching every given filter, newest first.
    *
-   * @throws ValidationError for a bad limit, since or cursor.
+   * @throws ValidationError for a bad limit, since, until or cursor.
    */
   list(query: TaskListQuery = {}): TaskListPage {
     const limit = query.limit ?? 50;
@@ -534,13 +536,16 @@ export class TaskIndexView {
       query.status === undefined
         ? undefined
         : new Set(typeof query.status === "string" ? [query.status] : query.status);
-    const since = query.since === undefined ? undefined : sinceMs(query.since);
+    const since = query.since === undefined ? undefined : timeMs("since", query.since);
+    const until = query.until === undefined ? undefined : timeMs("until", query.until);
     const text = query.q === undefined || query.q === "" ? undefined : query.q.toLowerCase();
     let start = 0;
     if (query.cursor !== undefined) {
       const c = decodeCursor(query.cursor);
       start = this.firstAfter(c.at, c.taskID);
     }
+    // Newest first: the tasks before `until` start at the first slot older than it.
+    if (until !== undefined) start = Math.max(start, this.firstAfterOrAt(until, ""));
     const items: TaskIndexRecord[] = [];
     let last: Slot | undefined;
     let i = start;

@@ -88,6 +88,24 @@ describe("TaskIndexView", () => {
     expect(view.list({ status: ["completed", "error"], limit: 1000 }).items).toHaveLength(500);
   });
 
+  it("keeps to a time range with since and until (until excluded), across pages", () => {
+    const range = { since: new Date(T0 + 100_000), until: new Date(T0 + 200_000) };
+    const want = Array.from({ length: 1000 }, (_, i) => rec(i))
+      .filter((r) => {
+        const at = Date.parse(r.submittedAt!);
+        return at >= T0 + 100_000 && at < T0 + 200_000;
+      })
+      .map((r) => r.taskID)
+      .reverse();
+    expect(want.length).toBeGreaterThan(10);
+    const first = view.list({ ...range, limit: 10 });
+    expect(first.items.map((r) => r.taskID)).toEqual(want.slice(0, 10));
+    const rest = view.list({ ...range, limit: 1000, cursor: first.next! });
+    expect(rest.items.map((r) => r.taskID)).toEqual(want.slice(10));
+    expect(view.list({ until: new Date(T0 - 1) }).items).toEqual([]);
+    expect(() => view.list({ until: "tomorrow" })).toThrow(/until "tomorrow": not an ISO 8601 time/);
+  });
+
   it("finds tasks whose prompt excerpt contains q, ignoring case, across pages", () => {
     const v = new TaskIndexView();
     for (let i = 0; i < 300; i += 1) {

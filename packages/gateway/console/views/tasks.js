@@ -14,7 +14,9 @@ import {
   href,
 } from "/console/ui.js";
 
-const FILTERS = ["status", "session", "worker", "since", "q"];
+const FILTERS = ["status", "session", "worker", "since", "until", "q"];
+const TIMES = new Set(["since", "until"]);
+const FAILED = new Set(["error", "timeout"]);
 const MAX_ROWS = 1000;
 
 /** Whether a task view passes the table's filters (as the list API applies them), for live changes. */
@@ -23,6 +25,8 @@ function matches(task, filters) {
   if (filters.session && task.session !== filters.session) return false;
   if (filters.worker && task.worker !== filters.worker) return false;
   if (filters.since && (!task.submittedAt || Date.parse(task.submittedAt) < Date.parse(filters.since)))
+    return false;
+  if (filters.until && (!task.submittedAt || Date.parse(task.submittedAt) >= Date.parse(filters.until)))
     return false;
   if (filters.q && !(task.prompt ?? "").toLowerCase().includes(filters.q.toLowerCase())) return false;
   return true;
@@ -114,7 +118,7 @@ export function Tasks({ me, query }) {
     const q = new URLSearchParams();
     for (const f of FILTERS) {
       const v = String(form.get(f) ?? "").trim();
-      if (v) q.set(f, f === "since" ? new Date(v).toISOString() : v);
+      if (v) q.set(f, TIMES.has(f) ? new Date(v).toISOString() : v);
     }
     location.hash = href("/tasks", q);
   };
@@ -137,6 +141,25 @@ export function Tasks({ me, query }) {
     setSelected(new Set());
     void reload();
   };
+  // A failed task runs again only from its dead letter: one that failed for good has none.
+  const replaySelected = async () => {
+    const failed = [...selected].filter((id) => rows.some((t) => t.taskID === id && FAILED.has(t.status)));
+    const letters = new Set((await api("/v1/dead-letters")).items.map((d) => d.taskID));
+    const ids = failed.filter((id) => letters.has(id));
+    const outcomes = await Promise.allSettled(
+      ids.map((id) => api(`/v1/dead-letters/${encodeURIComponent(id)}/replay`, { method: "POST" })),
+    );
+    const replayed = outcomes.filter((o) => o.status === "fulfilled").length;
+    const without = failed.length - ids.length;
+    setNote(
+      `Replayed ${replayed} of ${failed.length} failed tasks` +
+        (without ? `; ${without} failed for good (no dead letter to replay)` : "") +
+        (replayed < ids.length ? `; ${ids.length - replayed} refused` : "") +
+        ".",
+    );
+    setSelected(new Set());
+    void reload();
+  };
   const replayFailed = async () => {
     const result = await api("/v1/dead-letters/replay", {
       method: "POST",
@@ -148,6 +171,7 @@ export function Tasks({ me, query }) {
     void reload();
   };
   const sinceLocal = filters.since ? toLocalInput(filters.since) : "";
+  const untilLocal = filters.until ? toLocalInput(filters.until) : "";
   const writer = canWrite(me);
   const org = me.org ?? (storedOrg() || "—");
   return html`<section aria-labelledby="tasks-h">
@@ -166,6 +190,7 @@ export function Tasks({ me, query }) {
       <label>Session <input name="session" value=${filters.session} /></label>
       <label>Worker <input name="worker" value=${filters.worker} /></label>
       <label>Since <input name="since" type="datetime-local" value=${sinceLocal} /></label>
+      <label>Until <input name="until" type="datetime-local" value=${untilLocal} /></label>
       <label>Prompt contains <input name="q" type="search" value=${filters.q} /></label>
       <button type="submit">Apply filters</button>
       <a href="#/tasks">Clear</a>
@@ -175,6 +200,9 @@ export function Tasks({ me, query }) {
         ? html`<div class="bulk">
             <button type="button" disabled=${selected.size === 0} onClick=${cancelSelected}>
               Cancel selected (${selected.size})
+            </button>
+            <button type="button" disabled=${selected.size === 0} onClick=${replaySelected}>
+              Replay selected (${selected.size})
             </button>
             <button type="button" onClick=${replayFailed}>
               Replay dead tasks${filters.since ? " since the filter's time" : ""}

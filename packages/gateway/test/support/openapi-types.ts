@@ -22,8 +22,10 @@ export interface paths {
                     worker?: string;
                     /** @description Text the prompt's first 200 characters contain, ignoring case */
                     q?: string;
-                    /** @description ISO 8601 time */
+                    /** @description ISO 8601 time: submitted at or after it */
                     since?: string;
+                    /** @description ISO 8601 time: submitted before it */
+                    until?: string;
                     /** @description 1 to 1000, default 50 */
                     limit?: string;
                     /** @description `next` of the previous page */
