@@ -296,7 +296,7 @@ export class WorkspaceManager {
             summary = await this.fromTemplate(path, signal, log);
           }
         } else {
-          summary = (await repo.pinned())?.summary;
+          summary = (await this.untouchedTemplate(path)) ?? (await repo.pinned())?.summary;
         }
         const startCommit = summary?.head;
         const branch = summary?.branch;
@@ -493,6 +493,13 @@ export class WorkspaceManager {
     startCommit: string | undefined = workspace.startCommit,
     signal?: AbortSignal,
   ): Promise<WorkspaceChanges> {
+    if (startCommit !== undefined) {
+      const untouched = await this.untouchedTemplate(workspace.path);
+      // What `git status` would find: HEAD still at the start, nothing to diff.
+      if (untouched?.head === startCommit) {
+        return { files: [], commits: [], git: { branch: "main", commit: startCommit, dirty: false } };
+      }
+    }
     return collectChanges(workspace.path, startCommit, {
       git: this.git,
       ...(signal ? { signal } : {}),
@@ -576,6 +583,41 @@ export class WorkspaceManager {
       template.files.map((f) => writeFile(join(gitDir, f.path), f.data, { mode: f.mode, flag: "wx" })),
     );
     return { head: template.head, branch: "main", dirty: false };
+  }
+
+  /**
+   * The state of the repository at `path` when it is still exactly what {@link fromTemplate} wrote:
+   * the workspace holds nothing but `.git`, and `.git` holds the template's directories and files,
+   * byte for byte, and nothing else (no index, no other ref, no changed config). `git status` would
+   * then say HEAD is the template's commit on `main` and nothing differs, so it is not run: a no-op
+   * task in such a workspace starts no git process. Anything else (a file, an index, a commit, a
+   * link, a read error) is undefined, and the caller asks git. A handful of small reads, no fork.
+   */
+  private async untouchedTemplate(path: string): Promise<RepoSummary | undefined> {
+    if (!this.template) return undefined;
+    const template = await this.template.catch(() => undefined);
+    if (!template) return undefined;
+    const gitDir = join(path, ".git");
+    try {
+      const [top, inside] = await Promise.all([
+        readdir(path, { withFileTypes: true }),
+        readdir(gitDir, { recursive: true, withFileTypes: true }),
+      ]);
+      if (top.length !== 1 || top[0]?.name !== ".git" || !top[0].isDirectory()) return undefined;
+      if (inside.length !== template.dirs.length + template.files.length) return undefined;
+      const dirs = new Set(template.dirs);
+      const files = new Map(template.files.map((f) => [f.path, f.data]));
+      for (const entry of inside) {
+        const rel = relative(gitDir, join(entry.parentPath, entry.name));
+        if (entry.isDirectory() ? !dirs.has(rel) : !entry.isFile() || !files.has(rel)) return undefined;
+      }
+      const same = await Promise.all(
+        template.files.map(async (f) => (await readFile(join(gitDir, f.path))).equals(f.data)),
+      );
+      return same.every(Boolean) ? { head: template.head, branch: "main", dirty: false } : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /**
