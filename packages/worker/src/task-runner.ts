@@ -123,17 +123,26 @@ export class TaskRunner {
           break;
       }
       const lease = outcome.lease;
-      await this.cancels.applyStored(task.taskID, lease.value.attempts, controller);
-      if (!controller.signal.aborted) {
-        lock = await leases.lockSession(task.session.name, task.taskID);
-        if (!lock) {
-          log.debug("session is busy with another task; retrying later");
-          await leases.settle(lease, "released");
-          delivery.nak(options.sessionBusyDelay);
-          return;
-        }
+      // Three independent round trips, waited for together: a cancel stored before the run, the
+      // session lock, and where the task's events go on (a run before this one may have emitted).
+      const [, locked, lastSeq] = await Promise.all([
+        this.cancels.applyStored(task.taskID, lease.value.attempts, controller),
+        // A session named after its task is new (the default): its lock is created without a read.
+        leases.lockSession(task.session.name, task.taskID, task.session.name === task.taskID),
+        lastEventSeq(this.d.jsm, this.d.names.streams.events, task.callback.streamSubject),
+      ]);
+      lock = locked;
+      if (controller.signal.aborted) {
+        // Cancelled before it ran: it needs no session (as if the lock had not been asked for).
+        if (lock) await leases.unlockSession(lock);
+        lock = undefined;
+      } else if (!lock) {
+        log.debug("session is busy with another task; retrying later");
+        await leases.settle(lease, "released");
+        delivery.nak(options.sessionBusyDelay);
+        return;
       }
-      await this.execute(delivery, task, lease, lock, controller, log);
+      await this.execute(delivery, task, lease, lock, controller, lastSeq + 1, log);
     } finally {
       this.cancels.unregister(task.taskID);
       this.deliveries.delete(task.taskID);
@@ -148,6 +157,7 @@ export class TaskRunner {
     lease: HeldLease,
     lock: HeldLock | undefined,
     controller: AbortController,
+    firstSeq: number,
     log: Logger,
   ): Promise<void> {
     const { options } = this.d;
@@ -170,8 +180,7 @@ export class TaskRunner {
       js: this.d.js,
       subject: task.callback.streamSubject,
       taskID: task.taskID,
-      firstSeq:
-        (await lastEventSeq(this.d.jsm, this.d.names.streams.events, task.callback.streamSubject)) + 1,
+      firstSeq,
       coalesceMs: options.coalesceMs,
       redactor: this.d.redactor,
       logger: log,
