@@ -188,15 +188,17 @@ export class Leases {
   /**
    * Takes the lock of a session for a task; undefined when another live task holds it. With
    * `fresh` (a session that was most likely never locked, e.g. named after its first task) the
-   * lock is created without reading first; when the key exists the create fails and the lock is
-   * read and decided on as usual.
+   * lock is written without reading first, on the condition that the key has never been written
+   * (not even deleted: `first` says this worked, so no task of the session ever held it); when it
+   * has, that write fails and the lock is read and decided on as usual.
    */
   async lockSession(session: string, taskID: string, fresh = false): Promise<HeldLock | undefined> {
     const key = `session.${session}`;
     if (fresh) {
       const value: SessionLock = { taskID, workerID: this.workerID, expiresAt: this.now() + this.ttl };
       try {
-        return { key, revision: await this.kv.create(key, JSON.stringify(value)), value };
+        const revision = await this.kv.put(key, JSON.stringify(value), { previousSeq: 0 });
+        return { key, revision, value, first: true };
       } catch (err) {
         if (!isCasConflict(err)) throw err;
       }
@@ -250,4 +252,6 @@ export interface HeldLock {
   value: SessionLock;
   /** Set once {@link Leases.unlockSession} let it go (or found it taken over). */
   released?: boolean;
+  /** The first lock of the session ever: no task of it held one before. */
+  first?: boolean;
 }
