@@ -124,18 +124,17 @@ async function natsProbe(dispatcher: CodingDispatcher, tasks: number) {
   };
   const original = proto.request;
   const counts = new Map<string, number>();
-  let current = "";
+  // A task's last writes (lease done, task index) overlap the next task: counted there.
   proto.request = function (subject, ...rest) {
     const who = (this.options.name ?? "").startsWith("station-coding-worker") ? "worker" : "dispatcher";
-    const what = current === "" ? subject : subject.split(current).join("<task>");
+    const what = subject.replace(/rt-nats-\d+/g, "<task>");
     const key = `${who} ${what}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
     return original.call(this, subject, ...rest);
   };
   try {
     for (let i = 0; i < tasks; i += 1) {
-      current = taskID("rt-nats");
-      await systemRoundTrip(dispatcher, { taskID: current, prompt: script({ text: "ok" }) });
+      await systemRoundTrip(dispatcher, { taskID: taskID("rt-nats"), prompt: script({ text: "ok" }) });
     }
   } finally {
     proto.request = original;
