@@ -335,10 +335,10 @@ export class WorkspaceManager {
           // A new, empty directory: a copy of the template repository, in the state it was made in.
           if (this.options.initRepositories !== false && task.op !== "close") {
             // The record does not depend on the repository: both are written at once.
-            [summary] = await allSettled([
+            summary = await bothSettled(
               this.fromTemplate(path, signal, log),
               this.writeRecord(base, recordOf({})),
-            ]);
+            );
             recorded = true;
           }
         } else {
@@ -896,14 +896,12 @@ function parseRecord(text: string): WorkspaceRecord | undefined {
   return value as WorkspaceRecord;
 }
 
-/** Like Promise.all, but rejects (with the first failure) only once every promise has settled. */
-async function allSettled<T extends readonly unknown[]>(
-  promises: [...{ [K in keyof T]: Promise<T[K]> }],
-): Promise<T> {
-  const settled = await Promise.allSettled(promises);
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed) throw failed.reason;
-  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+/** `first`'s value once both have settled; the first failure, if any, once both have. */
+async function bothSettled<T>(first: Promise<T>, second: Promise<unknown>): Promise<T> {
+  const [a, b] = await Promise.allSettled([first, second]);
+  if (a.status === "rejected") throw a.reason;
+  if (b.status === "rejected") throw b.reason;
+  return a.value;
 }
 
 /** Whether a process with this id runs (on this host). */
