@@ -277,16 +277,19 @@ export class TaskOutcomes {
       );
     }
     setSpanMetrics(span, result);
-    // Everything below up to the result is independent and waited for together: the workspace's
-    // cleanup (before the result: a `close` result means the workspace is gone), the events
-    // (all stored before the result), the lease `publishing` and the session lock released.
-    const cleanup = workspace
-      ? this.d.workspaces.finish(task, workspace, status).then(
-          (outcome) => log.debug(outcome, "workspace cleanup"),
-          (err: unknown) => log.warn({ err }, "workspace cleanup failed"),
-        )
-      : undefined;
-    const flushed = publisher.flush();
+    // Before the result, waited for together: the workspace's cleanup (a `close` result means the
+    // workspace is gone) and the events (all stored before the result). The keep-alive runs on
+    // meanwhile: a flush held up by a NATS outage must not let the lease lapse or the message be
+    // redelivered (another worker would run the task again while this one publishes).
+    await Promise.all([
+      workspace
+        ? this.d.workspaces.finish(task, workspace, status).then(
+            (outcome) => log.debug(outcome, "workspace cleanup"),
+            (err: unknown) => log.warn({ err }, "workspace cleanup failed"),
+          )
+        : undefined,
+      publisher.flush(),
+    ]);
     await keepAlive.stop();
     // "publishing" first (compare-and-set: only the lease's owner publishes), "done" only once the
     // result is stored: a worker that dies in between leaves a lease the next delivery resolves
@@ -298,8 +301,6 @@ export class TaskOutcomes {
       lock
         ? leases.unlockSession(lock).catch((err: unknown) => log.warn({ err }, "session unlock failed"))
         : undefined,
-      flushed,
-      cleanup,
     ]);
     if (publishing.status === "rejected") {
       log.warn(
