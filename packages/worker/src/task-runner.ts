@@ -130,7 +130,7 @@ export class TaskRunner {
       // first ever (records are written under the lock, so none can be on its way); otherwise the
       // run reads the record again under the lock.
       const fresh = task.session.name === task.taskID;
-      const [stored, locked, lastSeq, sessionEntry] = await Promise.allSettled([
+      const [, locked, lastSeq, sessionEntry] = await Promise.all([
         this.cancels.applyStored(task.taskID, lease.value.attempts, controller),
         leases.lockSession(task.session.name, task.taskID, fresh),
         lastEventSeq(this.d.jsm, this.d.names.streams.events, task.callback.streamSubject),
@@ -142,11 +142,8 @@ export class TaskRunner {
             )
           : undefined,
       ]);
-      // Held before anything is thrown, so that `finally` lets go of it.
-      if (locked.status === "fulfilled") lock = locked.value;
-      for (const r of [stored, locked, lastSeq]) if (r.status === "rejected") throw r.reason;
-      const firstSeq = lastSeq.status === "fulfilled" ? lastSeq.value + 1 : 1;
-      const sessionRead = lock?.first && sessionEntry.status === "fulfilled" ? sessionEntry.value : undefined;
+      lock = locked;
+      const sessionRead = lock?.first ? sessionEntry : undefined;
       if (controller.signal.aborted) {
         // Cancelled before it ran: it needs no session (as if the lock had not been asked for).
         if (lock) await leases.unlockSession(lock);
@@ -157,7 +154,15 @@ export class TaskRunner {
         delivery.nak(options.sessionBusyDelay);
         return;
       }
-      await this.execute(delivery, task, lease, lock, controller, { firstSeq, sessionRead }, log);
+      await this.execute(
+        delivery,
+        task,
+        lease,
+        lock,
+        controller,
+        { firstSeq: lastSeq + 1, sessionRead },
+        log,
+      );
     } finally {
       this.cancels.unregister(task.taskID);
       this.deliveries.delete(task.taskID);
