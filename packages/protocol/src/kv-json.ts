@@ -68,7 +68,22 @@ export async function casUpdate<S extends z.ZodType>(
   schema: S,
   next: (current: z.output<S> | undefined) => z.output<S>,
   attempts = 20,
+  known?: { entry: Versioned<z.output<S>> | undefined },
 ): Promise<Versioned<z.output<S>>> {
+  if (known) {
+    // The caller read the key a moment ago: write against that read, saving a round trip. The
+    // compare-and-set still guards it; on a conflict the loop below reads afresh.
+    const value = next(known.entry?.value);
+    const data = JSON.stringify(value);
+    try {
+      const revision = known.entry
+        ? await kv.update(key, data, known.entry.revision)
+        : await kv.create(key, data);
+      return { value, revision };
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
+    }
+  }
   for (let attempt = 0; ; attempt += 1) {
     const entry = await kv.get(key);
     const current = decodeEntry(entry, schema);

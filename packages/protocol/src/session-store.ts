@@ -25,12 +25,17 @@ export class SessionStore {
     return getJson(this.kv, validateName("session", name), SessionState);
   }
 
-  /** Applies `next` with compare-and-set, so concurrent writers never lose an update. */
+  /**
+   * Applies `next` with compare-and-set, so concurrent writers never lose an update. `known` is
+   * the record as {@link get} returned it a moment ago: the first write goes against it without
+   * reading again (on a conflict the record is read afresh).
+   */
   async update(
     name: string,
     next: (current: SessionState | undefined) => SessionState,
+    known?: { entry: Versioned<SessionState> | undefined },
   ): Promise<Versioned<SessionState>> {
-    return casUpdate(this.kv, validateName("session", name), SessionState, next);
+    return casUpdate(this.kv, validateName("session", name), SessionState, next, 20, known);
   }
 
   /** Every stored session. */

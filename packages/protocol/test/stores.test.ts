@@ -36,6 +36,22 @@ const base: SessionState = {
 };
 
 describe("SessionStore", () => {
+  it("updates against a record read before, and reads afresh when another writer came in between", async () => {
+    const store = await SessionStore.open(nc, names);
+    await store.update("known", () => base);
+    const read = await store.get("known");
+    const bump = (s: SessionState | undefined): SessionState => ({
+      ...base,
+      messageCount: (s?.messageCount ?? 0) + 1,
+    });
+    expect((await store.update("known", bump, { entry: read })).value.messageCount).toBe(1);
+    // `read` is stale now: the write against it fails its compare-and-set and the record is read again.
+    expect((await store.update("known", bump, { entry: read })).value.messageCount).toBe(2);
+    expect((await store.update("new-one", bump, { entry: undefined })).value.messageCount).toBe(1);
+    expect((await store.update("new-one", bump, { entry: undefined })).value.messageCount).toBe(2);
+    expect((await store.get("known"))?.value.messageCount).toBe(2);
+  });
+
   it("counts right when 10 writers update one session at once (compare-and-set)", async () => {
     const connections = await Promise.all(Array.from({ length: 5 }, () => connect({ servers: server.url })));
     try {

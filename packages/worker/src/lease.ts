@@ -64,6 +64,28 @@ export class Leases {
     resultStored: (holder: string | undefined) => Promise<boolean> = () => Promise.resolve(false),
   ): Promise<AcquireOutcome> {
     const key = `task.${taskID}`;
+    if (maxAttempts > 0) {
+      // A first delivery finds no lease: create it at once (compare-and-set on "no such key", so
+      // two workers cannot both succeed) instead of reading first. A lease that exists (a
+      // redelivery, a duplicate) fails the create and is read and decided on below.
+      const now = this.now();
+      const value: TaskLease = {
+        taskID,
+        state: "running",
+        attempts: 1,
+        generation: 0,
+        workerID: this.workerID,
+        streamSeq,
+        expiresAt: now + this.ttl,
+        startedAt: new Date(now).toISOString(),
+      };
+      try {
+        const revision = await this.kv.create(key, JSON.stringify(value));
+        return { kind: "run", lease: { key, revision, value } };
+      } catch (err) {
+        if (!isCasConflict(err)) throw err;
+      }
+    }
     for (;;) {
       const entry = await this.kv.get(key);
       const current = decodeEntry(entry, TaskLease)?.value;
@@ -163,9 +185,24 @@ export class Leases {
     }
   }
 
-  /** Takes the lock of a session for a task; undefined when another live task holds it. */
-  async lockSession(session: string, taskID: string): Promise<HeldLock | undefined> {
+  /**
+   * Takes the lock of a session for a task; undefined when another live task holds it. With
+   * `fresh` (a session that was most likely never locked, e.g. named after its first task) the
+   * lock is written without reading first, on the condition that the key has never been written
+   * (not even deleted: `first` says this worked, so no task of the session ever held it); when it
+   * has, that write fails and the lock is read and decided on as usual.
+   */
+  async lockSession(session: string, taskID: string, fresh = false): Promise<HeldLock | undefined> {
     const key = `session.${session}`;
+    if (fresh) {
+      const value: SessionLock = { taskID, workerID: this.workerID, expiresAt: this.now() + this.ttl };
+      try {
+        const revision = await this.kv.put(key, JSON.stringify(value), { previousSeq: 0 });
+        return { key, revision, value, first: true };
+      } catch (err) {
+        if (!isCasConflict(err)) throw err;
+      }
+    }
     for (;;) {
       const entry = await this.kv.get(key);
       const current = decodeEntry(entry, SessionLock)?.value;
@@ -196,13 +233,15 @@ export class Leases {
     }
   }
 
-  /** Releases a session lock if it is still ours. */
+  /** Releases a session lock if it is still ours; a lock released already costs nothing. */
   async unlockSession(lock: HeldLock): Promise<void> {
+    if (lock.released) return;
     try {
       await this.kv.delete(lock.key, { previousSeq: lock.revision });
     } catch (err) {
       if (!isCasConflict(err)) throw err;
     }
+    lock.released = true;
   }
 }
 
@@ -211,4 +250,8 @@ export interface HeldLock {
   key: string;
   revision: number;
   value: SessionLock;
+  /** Set once {@link Leases.unlockSession} let it go (or found it taken over). */
+  released?: boolean;
+  /** The first lock of the session ever: no task of it held one before. */
+  first?: boolean;
 }

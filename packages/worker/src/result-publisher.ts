@@ -31,14 +31,22 @@ export class ResultPublisher {
    * times.
    *
    * Once it is stored, it is counted in the metrics and the task index gets the final record
-   * (best effort, bounded).
+   * (best effort, bounded), while `whenStored` (which must not throw) runs alongside.
    *
    * @throws StationError when it could not be published; `retryable` says whether a later try may.
    */
-  async publish(result: TaskResult, generation: number, log: Logger): Promise<void> {
+  async publish(
+    result: TaskResult,
+    generation: number,
+    log: Logger,
+    whenStored?: () => Promise<void>,
+  ): Promise<void> {
     await this.publishResult(result, generation, log);
     this.d.metrics?.recordResult(result);
-    await this.d.taskIndex.record(this.d.redactor.redactValue(finishedRecord(result, generation)));
+    await Promise.all([
+      this.d.taskIndex.record(this.d.redactor.redactValue(finishedRecord(result, generation))),
+      whenStored?.(),
+    ]);
   }
 
   private async publishResult(result: TaskResult, generation: number, log: Logger): Promise<void> {

@@ -20,6 +20,11 @@ export interface RunProducts {
   pushed?: PushInfo;
   /** Where the driver exported the agent session, for other workers. */
   exportKey?: string;
+  /**
+   * The session's record as read under the session lock (or, for a session locked for the first
+   * time, while the lock was taken): its update need not read it again.
+   */
+  sessionRead?: { entry: StoredSession };
 }
 
 /** What an op needs from the run around it. */
@@ -47,7 +52,9 @@ type StoredSession = Versioned<SessionState> | undefined;
  */
 export async function runOp(ctx: OpContext, run: RunProducts): Promise<void> {
   const { d, emit, signal, log } = ctx;
-  const known = await d.sessions.get(run.task.session.name);
+  // Read under the session lock, unless the run knows it already (see TaskRunner.run).
+  const known = run.sessionRead ? run.sessionRead.entry : await d.sessions.get(run.task.session.name);
+  run.sessionRead = { entry: known };
   if (run.task.op !== "open" && known && run.task.workspace.name === run.task.session.name) {
     // Later tasks of a session act on the session's own workspace, wherever it was opened.
     run.task = { ...run.task, workspace: { ...run.task.workspace, name: known.value.workspaceName } };

@@ -223,7 +223,7 @@ export class TaskOutcomes {
     const { changes, artifacts } = await this.artifacts.collectOutputs(task, workspace, emit, log);
     const messageCount = await recordSession(
       this.d,
-      { task, workspace, session, changes, exportKey: run.exportKey },
+      { task, workspace, session, changes, exportKey: run.exportKey, known: run.sessionRead },
       log,
     );
     publisher.close();
@@ -277,28 +277,39 @@ export class TaskOutcomes {
       );
     }
     setSpanMetrics(span, result);
-    // Cleanup before the result: a `close` result means the workspace is gone.
-    if (workspace) {
-      await this.d.workspaces.finish(task, workspace, status).then(
-        (outcome) => log.debug(outcome, "workspace cleanup"),
-        (err: unknown) => log.warn({ err }, "workspace cleanup failed"),
-      );
-    }
-    await publisher.flush();
+    // Before the result, waited for together: the workspace's cleanup (a `close` result means the
+    // workspace is gone) and the events (all stored before the result). The keep-alive runs on
+    // meanwhile: a flush held up by a NATS outage must not let the lease lapse or the message be
+    // redelivered (another worker would run the task again while this one publishes).
+    await Promise.all([
+      workspace
+        ? this.d.workspaces.finish(task, workspace, status).then(
+            (outcome) => log.debug(outcome, "workspace cleanup"),
+            (err: unknown) => log.warn({ err }, "workspace cleanup failed"),
+          )
+        : undefined,
+      publisher.flush(),
+    ]);
     await keepAlive.stop();
     // "publishing" first (compare-and-set: only the lease's owner publishes), "done" only once the
     // result is stored: a worker that dies in between leaves a lease the next delivery resolves
     // by looking for this result, so the task is neither lost nor run twice.
-    try {
-      await leases.settle(lease, "publishing", wire?.error);
-    } catch (err) {
-      log.warn({ err }, "lost the lease before publishing; the new owner will publish the result");
+    const [publishing] = await Promise.allSettled([
+      leases.settle(lease, "publishing", wire?.error),
+      // The session is free once its state is recorded: a follow-up task need not wait for the
+      // result or the ack. (Were the lease lost, the session would be released all the same.)
+      lock
+        ? leases.unlockSession(lock).catch((err: unknown) => log.warn({ err }, "session unlock failed"))
+        : undefined,
+    ]);
+    if (publishing.status === "rejected") {
+      log.warn(
+        { err: publishing.reason as unknown },
+        "lost the lease before publishing; the new owner will publish the result",
+      );
       span.end();
       return;
     }
-    // The session is free once its state is recorded: a follow-up task need not wait for the ack.
-    if (lock)
-      await leases.unlockSession(lock).catch((err: unknown) => log.warn({ err }, "session unlock failed"));
     // Progress acks while the result is published (its retries can outlast ack_wait): no other
     // worker gets the message meanwhile; if this one dies, the redelivery finds the lease
     // `publishing` and looks for the result.
@@ -306,8 +317,13 @@ export class TaskOutcomes {
       () => delivery.working(),
       Math.max(250, Math.floor(this.d.options.ackWait / 3)),
     );
+    // Once the result is stored, the lease is marked `done` while the task index is written.
+    const markDone = () =>
+      leases
+        .settle(lease, "done", wire?.error)
+        .catch((err: unknown) => log.warn({ err }, "result published; could not mark the lease done"));
     try {
-      await this.results.publish(result, lease.value.generation ?? 0, log);
+      await this.results.publish(result, lease.value.generation ?? 0, log, markDone);
     } catch (err) {
       if (err instanceof StationError && err.retryable) throw err;
       // Trying again cannot help (e.g. permission denied): end the task here rather than run it again.
@@ -325,9 +341,6 @@ export class TaskOutcomes {
     } finally {
       clearInterval(progress);
     }
-    await leases
-      .settle(lease, "done", wire?.error)
-      .catch((err: unknown) => log.warn({ err }, "result published; could not mark the lease done"));
     if (status === "error") this.d.stats.failed += 1;
     else this.d.stats.completed += 1;
     log.info({ status, duration: result.metrics.duration, events: publisher.count }, "task finished");

@@ -123,17 +123,46 @@ export class TaskRunner {
           break;
       }
       const lease = outcome.lease;
-      await this.cancels.applyStored(task.taskID, lease.value.attempts, controller);
-      if (!controller.signal.aborted) {
-        lock = await leases.lockSession(task.session.name, task.taskID);
-        if (!lock) {
-          log.debug("session is busy with another task; retrying later");
-          await leases.settle(lease, "released");
-          delivery.nak(options.sessionBusyDelay);
-          return;
-        }
+      // Three independent round trips, waited for together: a cancel stored before the run, the
+      // session lock, and where the task's events go on (a run before this one may have emitted).
+      // A session named after its task is new (the default): its lock is created without a read,
+      // and its record is read meanwhile. That read counts only when the lock is the session's
+      // first ever (records are written under the lock, so none can be on its way); otherwise the
+      // run reads the record again under the lock.
+      const fresh = task.session.name === task.taskID;
+      const [, locked, lastSeq, sessionEntry] = await Promise.all([
+        this.cancels.applyStored(task.taskID, lease.value.attempts, controller),
+        leases.lockSession(task.session.name, task.taskID, fresh),
+        lastEventSeq(this.d.jsm, this.d.names.streams.events, task.callback.streamSubject),
+        // A failed read is left to the run, which reads again and reports it.
+        fresh
+          ? this.d.sessions.get(task.session.name).then(
+              (entry) => ({ entry }),
+              () => undefined,
+            )
+          : undefined,
+      ]);
+      lock = locked;
+      const sessionRead = lock?.first ? sessionEntry : undefined;
+      if (controller.signal.aborted) {
+        // Cancelled before it ran: it needs no session (as if the lock had not been asked for).
+        if (lock) await leases.unlockSession(lock);
+        lock = undefined;
+      } else if (!lock) {
+        log.debug("session is busy with another task; retrying later");
+        await leases.settle(lease, "released");
+        delivery.nak(options.sessionBusyDelay);
+        return;
       }
-      await this.execute(delivery, task, lease, lock, controller, log);
+      await this.execute(
+        delivery,
+        task,
+        lease,
+        lock,
+        controller,
+        { firstSeq: lastSeq + 1, sessionRead },
+        log,
+      );
     } finally {
       this.cancels.unregister(task.taskID);
       this.deliveries.delete(task.taskID);
@@ -148,6 +177,7 @@ export class TaskRunner {
     lease: HeldLease,
     lock: HeldLock | undefined,
     controller: AbortController,
+    known: { firstSeq: number; sessionRead: RunProducts["sessionRead"] },
     log: Logger,
   ): Promise<void> {
     const { options } = this.d;
@@ -170,8 +200,7 @@ export class TaskRunner {
       js: this.d.js,
       subject: task.callback.streamSubject,
       taskID: task.taskID,
-      firstSeq:
-        (await lastEventSeq(this.d.jsm, this.d.names.streams.events, task.callback.streamSubject)) + 1,
+      firstSeq: known.firstSeq,
       coalesceMs: options.coalesceMs,
       redactor: this.d.redactor,
       logger: log,
@@ -201,7 +230,7 @@ export class TaskRunner {
       timeoutMs,
     );
 
-    const run: RunProducts = { task };
+    const run: RunProducts = { task, ...(known.sessionRead ? { sessionRead: known.sessionRead } : {}) };
     let failure: unknown;
     try {
       emit({ type: "task_started", content: `attempt ${attempt} on ${options.workerID}` });

@@ -53,7 +53,7 @@ async function calls(): Promise<string[]> {
 }
 
 describe("git processes per task", () => {
-  it("runs one git process for a no-op task in a new workspace, and two (start and changes) when the workspace is reused", async () => {
+  it("runs no git process for a no-op task in a new workspace, nor when that workspace is reused untouched", async () => {
     await publishTask(env, {
       taskID: "noop-1",
       prompt: script({ text: "nothing to do" }),
@@ -61,9 +61,9 @@ describe("git processes per task", () => {
     });
     expect((await waitResult(env, "noop-1")).status).toBe("completed");
     const first = await calls();
-    // The workspace comes from a template (no `git init`, no commit); its state is one `git status`,
-    // which says there is nothing to diff; no `git config --list` (the config runs nothing).
-    expect(first).toEqual([expect.stringMatching(/^status /)]);
+    // The workspace comes from a template (no `git init`, no commit) and is still exactly that at the
+    // end (nothing but the template's `.git`): its state is known without `git status`.
+    expect(first).toEqual([]);
 
     await publishTask(env, {
       taskID: "noop-2",
@@ -73,8 +73,27 @@ describe("git processes per task", () => {
     const second = await waitResult(env, "noop-2");
     expect(second.status).toBe("completed");
     expect(second.workspace.path).toBe((await waitResult(env, "noop-1")).workspace.path);
-    // Reused: one `git status` for the start commit, one for the changes.
-    expect(await calls()).toEqual([expect.stringMatching(/^status /), expect.stringMatching(/^status /)]);
+    // Reused, still the untouched template: known at the start and at the end without git.
+    expect(await calls()).toEqual([]);
+
+    await publishTask(env, {
+      taskID: "writes-in-session",
+      prompt: script({ writeFile: { name: "a.txt", content: "a\n" } }),
+      session: { name: "s1" },
+    });
+    expect((await waitResult(env, "writes-in-session")).changes?.files).toEqual([
+      expect.objectContaining({ path: "a.txt", status: "added" }),
+    ]);
+    await calls();
+    await publishTask(env, {
+      taskID: "noop-3",
+      prompt: script({ text: "after a file" }),
+      session: { name: "s1" },
+    });
+    expect((await waitResult(env, "noop-3")).status).toBe("completed");
+    // A workspace with a file is no longer the template: git is asked for its state at the start and
+    // at the end (then, the file being uncommitted, for the diff as before).
+    expect((await calls()).filter((line) => line.startsWith("status "))).toHaveLength(2);
   });
 
   it("still collects the changes of a task that writes a file, with the patch", async () => {

@@ -382,6 +382,9 @@ describe("cancel and timeout", () => {
     await startWorker(env, driver);
     expect((await waitResult(env, "early-cx")).status).toBe("cancelled");
     expect(driver.calls).toHaveLength(0);
+    // Its session lock (taken while the stored cancel was looked up) is not left behind.
+    const leases = await new Kvm(env.nc).open(env.names.kv.leases);
+    expect((await leases.get("session.early-cx"))?.operation ?? "none").not.toBe("PUT");
   });
 
   it("aborts a task past its timeout with status timeout", async () => {

@@ -7,7 +7,7 @@ import { ErrorCodes, StationError } from "@station-coding/protocol";
 import { commitFiles, git, tempDir } from "@station-coding/testkit";
 import { x as extract } from "tar";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Git, RepoState, WorkspaceManager } from "@station-coding/worker/internal";
+import { Git, RepoState, WorkspaceManager, collectChanges } from "@station-coding/worker/internal";
 import { eventSink, makeTask } from "./support/workspace-fixtures.js";
 
 let base: string;
@@ -168,6 +168,49 @@ describe("collecting changes", () => {
     expect(Buffer.from(changes.patch!).toString("utf8")).toContain("+hello");
     // No metadata file inside the workspace shows up as a change.
     expect(await readdir(ws.path)).toEqual([".git", "hello.txt"]);
+  });
+
+  it("answers like git for a new workspace from the template, untouched or changed in any way", async () => {
+    // An untouched template workspace is answered from a few file reads (no git process); any
+    // change to the working tree or the repository must give what git itself says.
+    const changes: Record<string, (dir: string) => Promise<unknown>> = {
+      untouched: () => Promise.resolve(),
+      "an untracked file": (dir) => writeFile(join(dir, "new.txt"), "new\n"),
+      "an empty directory only": (dir) => mkdir(join(dir, "empty")),
+      "an empty commit": (dir) =>
+        git(
+          dir,
+          "-c",
+          "user.name=a",
+          "-c",
+          "user.email=a@b",
+          "commit",
+          "--quiet",
+          "--allow-empty",
+          "-m",
+          "x",
+        ),
+      "another branch checked out": (dir) => git(dir, "checkout", "--quiet", "-b", "other"),
+      "a detached HEAD": (dir) => git(dir, "checkout", "--quiet", "--detach"),
+      "an index written": (dir) =>
+        git(dir, "update-index", "--refresh").catch(() => git(dir, "read-tree", "HEAD")),
+      "a changed config": (dir) => git(dir, "config", "core.autocrlf", "true"),
+      "a file inside .git": (dir) => writeFile(join(dir, ".git", "info-extra"), "x"),
+    };
+    for (const [what, change] of Object.entries(changes)) {
+      const ws = await m.prepare(makeTask(), undefined, () => undefined);
+      await change(ws.path);
+      const byGit = await collectChanges(ws.path, ws.startCommit, { git: new Git() });
+      expect({ what, changes: await m.collectChanges(ws) }).toEqual({ what, changes: byGit });
+      // A reused workspace's start state is found the same way.
+      const again = await m.prepare(makeTask({ name: ws.name }), undefined, () => undefined);
+      const summary = (await new RepoState(new Git(), ws.path).pinned())?.summary;
+      expect({ what, start: again.startCommit, branch: again.branch }).toEqual({
+        what,
+        start: summary?.head,
+        branch: summary?.branch,
+      });
+    }
   });
 
   it("returns no changes for an existing workspace that is not a repository", async () => {

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { readFile, readdir, realpath, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, realpath, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ResolvedTask } from "@station-coding/protocol";
 import { ErrorCodes, StationError } from "@station-coding/protocol";
@@ -72,6 +72,27 @@ describe("cleanup policies", () => {
     const outcome = await m.finish(task, ws, "completed");
     expect(outcome).toEqual({ deleted: [ws.path], reason: "task completed (cleanup on_success)" });
     expect(existsSync(ws.path)).toBe(false);
+  });
+
+  it("a deleted workspace is gone from its path at once, its files removed in the background by close", async () => {
+    const m = manager();
+    const task = makeTask({ cleanup: "on_success" });
+    const ws = await m.prepare(task, undefined, () => undefined);
+    await writeFile(join(ws.path, "file.txt"), "x");
+    expect(await m.finish(task, ws, "completed")).toMatchObject({ deleted: [ws.path] });
+    expect(existsSync(ws.path)).toBe(false);
+    await m.close();
+    expect(await readdir(join(base, ".station-trash"))).toEqual([]);
+  });
+
+  it("empties what a worker that is gone left in the trash, and nothing of a live one", async () => {
+    const trash = join(base, ".station-trash");
+    await mkdir(join(trash, "999999999-left-by-a-dead-worker", ".git"), { recursive: true });
+    await mkdir(join(trash, `${process.ppid}-of-a-live-worker`), { recursive: true });
+    const m = manager();
+    await m.warmUp();
+    await m.close();
+    expect(await readdir(trash)).toEqual([`${process.ppid}-of-a-live-worker`]);
   });
 
   it("manual never deletes, not even on close", async () => {

@@ -1,6 +1,7 @@
 // 1. Round trip of a no-op task, one at a time: dispatcher.submit -> task stream -> worker ->
 // scripted driver -> result -> handle.result(), against a raw JetStream publish + pull consume +
 // core reply in the same process and on the same server.
+import { NatsConnectionImpl } from "@nats-io/nats-core/internal";
 import type { CodingDispatcher } from "@station-coding/dispatcher";
 import type { TaskInput } from "@station-coding/protocol";
 import { codingNames, parseTask, resolveTask } from "@station-coding/protocol";
@@ -112,6 +113,40 @@ async function gitProbe(env: BenchEnv, dispatcher: CodingDispatcher, tasks: numb
   };
 }
 
+/**
+ * Requests to NATS per no-op task (every JetStream publish, KV read or write, stream lookup and
+ * acknowledgement with a reply is one round trip to the server), by connection and by subject with
+ * the taskID left out: `NatsConnectionImpl.request` is counted while a few tasks run one at a time.
+ */
+async function natsProbe(dispatcher: CodingDispatcher, tasks: number) {
+  const proto = NatsConnectionImpl.prototype as unknown as {
+    request: (this: NatsConnectionImpl, subject: string, ...rest: unknown[]) => Promise<unknown>;
+  };
+  const original = proto.request;
+  const counts = new Map<string, number>();
+  // A task's last writes (lease done, task index) overlap the next task: counted there.
+  proto.request = function (subject, ...rest) {
+    const who = (this.options.name ?? "").startsWith("station-coding-worker") ? "worker" : "dispatcher";
+    const what = subject.replace(/rt-nats-\d+/g, "<task>");
+    const key = `${who} ${what}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    return original.call(this, subject, ...rest);
+  };
+  try {
+    for (let i = 0; i < tasks; i += 1) {
+      await systemRoundTrip(dispatcher, { taskID: taskID("rt-nats"), prompt: script({ text: "ok" }) });
+    }
+  } finally {
+    proto.request = original;
+  }
+  const per = (who: string) =>
+    [...counts].filter(([key]) => key.startsWith(`${who} `)).reduce((sum, [, n]) => sum + n, 0) / tasks;
+  return {
+    natsRequestsPerTask: { worker: per("worker"), dispatcher: per("dispatcher") },
+    natsRequestsBySubject: Object.fromEntries([...counts].sort().map(([k, n]) => [k, n / tasks])),
+  };
+}
+
 export const roundTrip: Scenario = {
   id: "round-trip",
   title: "1. Round trip of a no-op task, one at a time",
@@ -172,6 +207,7 @@ export const roundTrip: Scenario = {
     // A follow-up that finds its session still locked waits sessionBusyDelay (1 s) before a retry.
     const slow = samples.reused.filter((ms) => ms >= 900).length;
     const breakdown = await phases(env, dispatcher, timelines);
+    const nats = await natsProbe(dispatcher, ctx.quick ? 3 : 10);
     await env.stopWorkers();
     const git = await gitProbe(env, dispatcher, ctx.quick ? 2 : 10, ctx.quick ? 1 : 3);
     return {
@@ -185,12 +221,17 @@ export const roundTrip: Scenario = {
           Object.entries(breakdown)
             .map(([phase, ms]) => `${phase}: ${ms.toFixed(0)}`)
             .join("; "),
+        `Requests to NATS per no-op task (each one round trip to the server, many of them in parallel now): worker ${nats.natsRequestsPerTask.worker.toFixed(1)}, dispatcher ${nats.natsRequestsPerTask.dispatcher.toFixed(1)} (by subject: ${Object.entries(
+          nats.natsRequestsBySubject,
+        )
+          .map(([k, n]) => `${k} ${n.toFixed(1)}`)
+          .join("; ")}).`,
         `A no-op task runs ${git.gitCallsPerTask.toFixed(0)} git processes (${Object.entries(git.gitCommands)
           .map(([cmd, n]) => `${cmd} ${n.toFixed(0)}`)
           .join(", ")}) taking ${git.gitMsPerTask.toFixed(0)} ms in all (worker debug log, separate probe).`,
         `Same session back to back: ${slow} of ${samples.reused.length} measured same-session round trips took over 0.9 s, and ${git.followUpsFoundSessionBusy} of ${git.followUps} follow-ups in the debug probe logged "session is busy". The worker releases the session lock before it publishes the result, so a follow-up submitted as soon as the result is in finds the session free; one that found it busy would be retried after sessionBusyDelay (1 s).`,
       ],
-      details: { phasesMedianMs: breakdown, ...git },
+      details: { phasesMedianMs: breakdown, ...nats, ...git },
     };
   },
 };

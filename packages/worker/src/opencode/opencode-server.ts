@@ -398,7 +398,8 @@ export function serverEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 /**
  * Prepares the server's sandbox: the sandboxing shell for its bash tool, and the bwrap command
  * that shows the server the system and its own code read-only, its data directory and the
- * workspace root read-write (the workspace records in `.station-meta` hidden), nothing else.
+ * workspace root read-write (the workspace records in `.station-meta` and the deleted workspaces in
+ * `.station-trash` hidden), nothing else.
  */
 async function sandboxedServer(
   s: ServerSandbox,
@@ -417,6 +418,9 @@ async function sandboxedServer(
   }
   const meta = join(root, ".station-meta");
   await mkdir(meta, { recursive: true, mode: 0o700 });
+  // Deleted workspaces wait there to be removed: no agent sees them.
+  const trash = join(root, ".station-trash");
+  await mkdir(trash, { recursive: true, mode: 0o700 });
   const layout = await systemLayout([...s.sandbox.readOnlyPaths, code]);
   const shell = await writeShellScript(join(data, "sandbox"), {
     bwrap: s.sandbox.bwrap,
@@ -431,6 +435,7 @@ async function sandboxedServer(
       ["--ro-bind", join(data, "sandbox"), join(data, "sandbox")],
       ["--bind", root, root],
       ["--tmpfs", meta],
+      ["--tmpfs", trash],
       ...(s.proxySocket ? [["--bind", s.proxySocket, s.proxySocket]] : []),
     ]),
     ...["--chdir", join(data, "home")],

@@ -1,4 +1,5 @@
 import { lstat, mkdir, mkdtemp, readFile, readdir, realpath, rename, rm, writeFile } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, sep } from "node:path";
 import type {
@@ -130,6 +131,8 @@ interface WorkspaceRecord {
 }
 
 const META_DIR = ".station-meta";
+/** Where deleted workspaces go before they are removed (a name no workspace can have). */
+const TRASH_DIR = ".station-trash";
 
 /** Whether `child` is `base` or inside it (both absolute, normalized). */
 export function isInside(base: string, child: string): boolean {
@@ -163,6 +166,10 @@ export class WorkspaceManager {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** The repository new workspaces are written from, made at start or at the first one (see fromTemplate). */
   private template: Promise<TemplateRepository> | undefined;
+  /** The real path of the base directory, once found (see realBase). */
+  private base: Promise<string> | undefined;
+  /** Deleted workspaces still being removed from the trash directory (see remove). */
+  private readonly removals = new Set<Promise<void>>();
 
   constructor(options: string | WorkspaceManagerOptions) {
     this.options = typeof options === "string" ? { baseDir: options } : options;
@@ -246,8 +253,13 @@ export class WorkspaceManager {
           `workspace.name ${JSON.stringify(name)}: no such workspace on this worker; nothing to ${task.op}`,
         );
       }
-      const { path, created } = await this.ensureDir(base, org, name);
-      const record = await this.readRecord(base, org, name);
+      const [{ path, created }, record] = await Promise.all([
+        this.ensureDir(base, org, name).catch((err: unknown) => {
+          this.base = undefined;
+          throw err;
+        }),
+        this.readRecord(base, org, name),
+      ]);
       if (scope === "workflow" && record?.scopeID !== undefined && record.scopeID !== scopeID) {
         throw new WorkspaceError(
           `workspace.name ${JSON.stringify(name)}: belongs to workflow ${JSON.stringify(record.scopeID)}, ` +
@@ -259,6 +271,35 @@ export class WorkspaceManager {
         const repo = new RepoState(this.git, path, signal, log);
         let state: SyncState = {};
         let summary: RepoSummary | undefined;
+        let recorded = false;
+        const now = new Date(this.now()).toISOString();
+        const gitUrl = spec?.url ?? record?.git?.url;
+        const recordOf = (state: SyncState): WorkspaceRecord => ({
+          version: 1,
+          name,
+          ...(org !== undefined ? { org } : {}),
+          // A workspace once used by a workflow stays a workflow workspace until that workflow closes.
+          scope: scope === "workflow" ? scope : (record?.scope ?? scope),
+          ...((record?.scopeID ?? scopeID) !== undefined ? { scopeID: record?.scopeID ?? scopeID } : {}),
+          ...((task.workspace.cleanup ?? record?.cleanup) !== undefined
+            ? { cleanup: task.workspace.cleanup ?? record?.cleanup }
+            : {}),
+          created: record?.created ?? now,
+          lastUsed: now,
+          ...(gitUrl !== undefined
+            ? {
+                git: {
+                  url: gitUrl,
+                  ...((spec?.branch ?? state.branch) !== undefined
+                    ? { branch: spec?.branch ?? state.branch }
+                    : {}),
+                  ...((spec?.tokenFromKV ?? record?.git?.tokenFromKV) !== undefined
+                    ? { tokenFromKV: spec?.tokenFromKV ?? record?.git?.tokenFromKV }
+                    : {}),
+                },
+              }
+            : {}),
+        });
         if (syncGit) {
           let isRepo = await repo.isRepo();
           const token = await this.credentials.resolve(spec, org);
@@ -293,42 +334,20 @@ export class WorkspaceManager {
         } else if (created) {
           // A new, empty directory: a copy of the template repository, in the state it was made in.
           if (this.options.initRepositories !== false && task.op !== "close") {
-            summary = await this.fromTemplate(path, signal, log);
+            // The record does not depend on the repository: both are written at once.
+            summary = await bothSettled(
+              this.fromTemplate(path, signal, log),
+              this.writeRecord(base, recordOf({})),
+            );
+            recorded = true;
           }
         } else {
-          summary = (await repo.pinned())?.summary;
+          summary = (await this.untouchedTemplate(path)) ?? (await repo.pinned())?.summary;
         }
         const startCommit = summary?.head;
         const branch = summary?.branch;
         const dirty = summary?.dirty;
-        const now = new Date(this.now()).toISOString();
-        const gitUrl = spec?.url ?? record?.git?.url;
-        await this.writeRecord(base, {
-          version: 1,
-          name,
-          ...(org !== undefined ? { org } : {}),
-          // A workspace once used by a workflow stays a workflow workspace until that workflow closes.
-          scope: scope === "workflow" ? scope : (record?.scope ?? scope),
-          ...((record?.scopeID ?? scopeID) !== undefined ? { scopeID: record?.scopeID ?? scopeID } : {}),
-          ...((task.workspace.cleanup ?? record?.cleanup) !== undefined
-            ? { cleanup: task.workspace.cleanup ?? record?.cleanup }
-            : {}),
-          created: record?.created ?? now,
-          lastUsed: now,
-          ...(gitUrl !== undefined
-            ? {
-                git: {
-                  url: gitUrl,
-                  ...((spec?.branch ?? state.branch) !== undefined
-                    ? { branch: spec?.branch ?? state.branch }
-                    : {}),
-                  ...((spec?.tokenFromKV ?? record?.git?.tokenFromKV) !== undefined
-                    ? { tokenFromKV: spec?.tokenFromKV ?? record?.git?.tokenFromKV }
-                    : {}),
-                },
-              }
-            : {}),
-        });
+        if (!recorded) await this.writeRecord(base, recordOf(state));
         emit({
           type: created ? "workspace_created" : "workspace_reused",
           content: path,
@@ -493,6 +512,13 @@ export class WorkspaceManager {
     startCommit: string | undefined = workspace.startCommit,
     signal?: AbortSignal,
   ): Promise<WorkspaceChanges> {
+    if (startCommit !== undefined) {
+      const untouched = await this.untouchedTemplate(workspace.path);
+      // What `git status` would find: HEAD still at the start, nothing to diff.
+      if (untouched?.head === startCommit) {
+        return { files: [], commits: [], git: { branch: "main", commit: startCommit, dirty: false } };
+      }
+    }
     return collectChanges(workspace.path, startCommit, {
       git: this.git,
       ...(signal ? { signal } : {}),
@@ -520,6 +546,7 @@ export class WorkspaceManager {
    * wait for it. Rejects when git cannot make it (the first new workspace tries again).
    */
   async warmUp(): Promise<void> {
+    this.emptyTrash();
     this.template ??= this.makeTemplate(this.options.logger);
     await this.template.catch((err: unknown) => {
       this.template = undefined;
@@ -529,6 +556,7 @@ export class WorkspaceManager {
 
   /** Releases the git helper files (the askpass script). */
   async close(): Promise<void> {
+    await Promise.all(this.removals);
     await this.git.dispose();
   }
 
@@ -576,6 +604,41 @@ export class WorkspaceManager {
       template.files.map((f) => writeFile(join(gitDir, f.path), f.data, { mode: f.mode, flag: "wx" })),
     );
     return { head: template.head, branch: "main", dirty: false };
+  }
+
+  /**
+   * The state of the repository at `path` when it is still exactly what {@link fromTemplate} wrote:
+   * the workspace holds nothing but `.git`, and `.git` holds the template's directories and files,
+   * byte for byte, and nothing else (no index, no other ref, no changed config). `git status` would
+   * then say HEAD is the template's commit on `main` and nothing differs, so it is not run: a no-op
+   * task in such a workspace starts no git process. Anything else (a file, an index, a commit, a
+   * link, a read error) is undefined, and the caller asks git. A handful of small reads, no fork.
+   */
+  private async untouchedTemplate(path: string): Promise<RepoSummary | undefined> {
+    if (!this.template) return undefined;
+    const template = await this.template.catch(() => undefined);
+    if (!template) return undefined;
+    const gitDir = join(path, ".git");
+    try {
+      const [top, inside] = await Promise.all([
+        readdir(path, { withFileTypes: true }),
+        readdir(gitDir, { recursive: true, withFileTypes: true }),
+      ]);
+      if (top.length !== 1 || top[0]?.name !== ".git" || !top[0].isDirectory()) return undefined;
+      if (inside.length !== template.dirs.length + template.files.length) return undefined;
+      const dirs = new Set(template.dirs);
+      const files = new Map(template.files.map((f) => [f.path, f.data]));
+      for (const entry of inside) {
+        const rel = relative(gitDir, join(entry.parentPath, entry.name));
+        if (entry.isDirectory() ? !dirs.has(rel) : !entry.isFile() || !files.has(rel)) return undefined;
+      }
+      const same = await Promise.all(
+        template.files.map(async (f) => (await readFile(join(gitDir, f.path))).equals(f.data)),
+      );
+      return same.every(Boolean) ? { head: template.head, branch: "main", dirty: false } : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -635,9 +698,20 @@ export class WorkspaceManager {
     }
   }
 
-  private async realBase(): Promise<string> {
-    await mkdir(this.options.baseDir, { recursive: true });
-    return realpath(this.options.baseDir);
+  /**
+   * The base directory, created if missing, as a real path: found once (two file system calls on
+   * every prepare and finish otherwise). A workspace that cannot be made forgets it, so a base
+   * removed under a running worker is made again by the next task.
+   */
+  private realBase(): Promise<string> {
+    this.base ??= (async () => {
+      await mkdir(this.options.baseDir, { recursive: true });
+      return realpath(this.options.baseDir);
+    })();
+    return this.base.catch((err: unknown) => {
+      this.base = undefined;
+      throw err;
+    });
   }
 
   /**
@@ -656,20 +730,21 @@ export class WorkspaceManager {
       const field = i === segments.length - 1 ? "workspace.name" : "org";
       const value = i === segments.length - 1 ? name : (org ?? "");
       const next = join(current, segment);
-      let st = await lstat(next).catch(() => undefined);
-      if (!st) {
-        try {
-          await mkdir(next, { mode: 0o755 });
-          created = i === segments.length - 1;
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
-            throw new WorkspaceError(`${field} ${JSON.stringify(value)}: could not create ${next}`, {
-              cause: err,
-            });
-          }
+      // mkdir first: it creates a real directory inside `current` (never following a link) or
+      // fails with EEXIST; only an existing entry needs the checks below.
+      try {
+        await mkdir(next, { mode: 0o755 });
+        if (i === segments.length - 1) created = true;
+        current = next;
+        continue;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+          throw new WorkspaceError(`${field} ${JSON.stringify(value)}: could not create ${next}`, {
+            cause: err,
+          });
         }
-        st = await lstat(next);
       }
+      const st = await lstat(next);
       const real = await realpath(next);
       if (!isInside(base, real) || real === base) {
         throw new WorkspaceError(
@@ -688,8 +763,10 @@ export class WorkspaceManager {
   /** Deletes a workspace directory (after re-checking it is a real directory inside the base) and its record. */
   private async remove(base: string, org: string | undefined, name: string): Promise<boolean> {
     const path = org === undefined ? join(base, name) : join(base, org, name);
-    await rm(this.recordPath(base, org, name), { force: true });
-    const st = await lstat(path).catch(() => undefined);
+    const [, st] = await Promise.all([
+      rm(this.recordPath(base, org, name), { force: true }),
+      lstat(path).catch(() => undefined),
+    ]);
     if (!st) return false;
     if (st.isSymbolicLink()) {
       // Never follow it: drop the link only.
@@ -702,8 +779,49 @@ export class WorkspaceManager {
         `workspace.name ${JSON.stringify(name)}: ${path} is not a workspace directory; not deleted`,
       );
     }
-    await rm(real, { recursive: true, force: true, maxRetries: 3 });
+    await this.discard(base, real);
     return true;
+  }
+
+  /** Removes, in the background, what workers that are gone left in the trash directory. */
+  private emptyTrash(): void {
+    const removal: Promise<void> = (async () => {
+      const trash = join(await this.realBase(), TRASH_DIR);
+      for (const entry of await readdir(trash).catch(() => [])) {
+        const pid = Number(entry.split("-")[0]);
+        if (pid === process.pid || (Number.isInteger(pid) && pid > 0 && processAlive(pid))) continue;
+        await rm(join(trash, entry), { recursive: true, force: true, maxRetries: 3 });
+      }
+    })()
+      .catch((err: unknown) => this.options.logger?.warn({ err }, "could not empty the workspace trash"))
+      .finally(() => this.removals.delete(removal));
+    this.removals.add(removal);
+  }
+
+  /**
+   * Deletes a directory tree inside the base: renamed into `<base>/.station-trash/` at once (one
+   * call: the workspace is gone from its path when this returns), then removed in the background,
+   * which {@link close} waits for. Where it cannot be renamed, it is removed here and now.
+   */
+  private async discard(base: string, real: string): Promise<void> {
+    const trash = join(base, TRASH_DIR);
+    const target = join(trash, `${process.pid}-${randomUUID()}`);
+    try {
+      await rename(real, target).catch(async (err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+        await mkdir(trash, { recursive: true, mode: 0o700 });
+        await rename(real, target);
+      });
+    } catch {
+      await rm(real, { recursive: true, force: true, maxRetries: 3 });
+      return;
+    }
+    const removal: Promise<void> = rm(target, { recursive: true, force: true, maxRetries: 3 })
+      .catch((err: unknown) =>
+        this.options.logger?.warn({ err, path: target }, "could not remove a deleted workspace"),
+      )
+      .finally(() => this.removals.delete(removal));
+    this.removals.add(removal);
   }
 
   private recordPath(base: string, org: string | undefined, name: string): string {
@@ -776,6 +894,24 @@ function parseRecord(text: string): WorkspaceRecord | undefined {
     return undefined;
   }
   return value as WorkspaceRecord;
+}
+
+/** `first`'s value once both have settled; the first failure, if any, once both have. */
+async function bothSettled<T>(first: Promise<T>, second: Promise<unknown>): Promise<T> {
+  const [a, b] = await Promise.allSettled([first, second]);
+  if (a.status === "rejected") throw a.reason;
+  if (b.status === "rejected") throw b.reason;
+  return a.value;
+}
+
+/** Whether a process with this id runs (on this host). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 async function exists(path: string): Promise<boolean> {
