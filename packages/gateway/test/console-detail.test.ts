@@ -198,6 +198,31 @@ describe("the console's task detail", () => {
     await page.getByText("0 tasks, newest first").waitFor();
   });
 
+  it("cancels the selected running tasks, and replays every dead task, with the table's bulk buttons", async () => {
+    const slow = await Promise.all([1, 2].map(() => submitOverApi({ prompt: script({ sleep: 60_000 }) })));
+    const dead = await deadLettered();
+    const page = await signedIn(TOKENS.operator);
+    await page.goto(`${env.url}/#/tasks?status=running`);
+    for (const id of slow) await page.getByLabel(`Select ${id}`).check();
+    await page.getByRole("button", { name: "Cancel selected (2)" }).click();
+    await page.getByRole("status").getByText("Asked 2 of 2 tasks to cancel.").waitFor();
+    for (const id of slow) {
+      expect(await (await env.api(`/v1/tasks/${id}/result?wait=30s`)).json()).toMatchObject({
+        status: "cancelled",
+      });
+    }
+    await page.goto(`${env.url}/#/tasks`);
+    await page.getByRole("button", { name: "Replay dead tasks" }).click();
+    await page
+      .getByRole("status")
+      .getByText(/^Replayed [1-9]\d* dead tasks\.$/)
+      .waitFor();
+    expect(await (await env.api(`/v1/tasks/${dead}/result?wait=30s`)).json()).toMatchObject({
+      status: "completed",
+      result: "third time lucky",
+    });
+  });
+
   it("fits a phone: no sideways page scroll on the overview, tasks, a task with its diff and the other pages; the nav works by touch", async () => {
     const taskID = await submitOverApi({
       prompt: script(
