@@ -65,12 +65,15 @@ describe("managed and external OpenCode", () => {
     const span = await waitFor(() =>
       exporter.getFinishedSpans().find((s) => s.name === "opencode.tool.write"),
     );
-    const task = exporter.getFinishedSpans().find((s) => s.name === "opencode.task");
+    // The task span ends just after the result is published: the result may be seen first.
+    const task = await waitFor(() => exporter.getFinishedSpans().find((s) => s.name === "opencode.task"), {
+      message: "the opencode.task span to end",
+    });
     expect(span.attributes["opencode.tool.status"]).toBe("completed");
     expect(span.endTime[0] * 1e3 + span.endTime[1] / 1e6).toBeGreaterThanOrEqual(
       span.startTime[0] * 1e3 + span.startTime[1] / 1e6,
     );
-    expect(task).toBeDefined();
+    expect(task.attributes["station.task_id"]).toBe("cfg");
   }, 90_000);
 
   it("rejects an unreadable or invalid opencode config with a message naming the file", async () => {
